@@ -1,0 +1,497 @@
+"""The streaming ingest: source → chunks → encoder → every configured collection.
+
+`IngestJob` holds the steps as separate functions so a Prefect flow can run them as coarse
+tasks; `run_ingest` runs the same steps as a three-stage pipeline (read, encode, upsert)
+overlapping through bounded queues.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import resource
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ingest.checkpoint import Checkpoint
+from ingest.chunking import Chunker
+from ingest.config import CollectionSpec, IngestConfig, resolve_collections
+from ingest.errors import CollectionMismatchError, IngestError, InputError
+from ingest.records import Chunk, Document, point_id
+
+log = logging.getLogger(__name__)
+
+QUEUE_DEPTH = 2
+
+
+@dataclass
+class EncodedBatch:
+    """One batch of documents, chunked and encoded at the model's full dimension."""
+
+    batch_no: int
+    docs: int
+    chunks: list[Chunk]
+    vectors: np.ndarray
+    seconds: float
+
+
+@dataclass
+class BatchResult:
+    """What storing one batch did."""
+
+    batch_no: int
+    docs: int
+    chunks: int
+    seconds: float
+
+
+@dataclass
+class IngestSummary:
+    """The outcome of an ingest run, printed by the CLI and published by the flow."""
+
+    dataset: str
+    source: dict[str, Any]
+    model: dict[str, Any]
+    backend: str
+    docs: int = 0
+    chunks: int = 0
+    skipped_empty: int = 0
+    rejected: int = 0
+    resumed_batches: int = 0
+    points: dict[str, int] = field(default_factory=dict)
+    verified: bool = False
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb: float = 0.0
+    run_dir: str = ""
+
+    @property
+    def docs_per_s(self) -> float:
+        """Documents per second of wall time."""
+        return self.docs / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict."""
+        out = asdict(self)
+        out["docs_per_s"] = round(self.docs_per_s, 1)
+        return out
+
+    def format(self) -> str:
+        """A human-readable summary."""
+        lines = [
+            f"dataset     {self.dataset}",
+            f"model       {self.model.get('model_id')} ({self.model.get('kind')}, "
+            f"dim {self.model.get('dim')})",
+            f"backend     {self.backend}",
+            f"docs        {self.docs}  (skipped empty: {self.skipped_empty}, rejected: {self.rejected}, "
+            f"resumed batches: {self.resumed_batches})",
+            f"chunks      {self.chunks}",
+            f"wall time   {self.seconds:.1f} s  ({self.docs_per_s:.0f} docs/s)",
+            f"peak RSS    {self.peak_rss_mb:.0f} MB",
+            "stages      " + ", ".join(f"{k} {v:.1f} s" for k, v in self.stage_seconds.items()),
+            f"verified    {'yes' if self.verified else 'NO'} (point counts == chunks in every collection)",
+            "collections:",
+        ]
+        width = max((len(n) for n in self.points), default=10)
+        lines += [f"  {name:<{width}}  {count:>9} points" for name, count in self.points.items()]
+        return "\n".join(lines)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process so far, in MB (Linux reports KB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def slice_vectors(vectors: np.ndarray, dims: set[int]) -> dict[int, np.ndarray]:
+    """Matryoshka: prefix-slice full-dimension vectors to each dim and re-normalise."""
+    from ingest.encoding import slice_normalise
+
+    full = vectors.shape[1]
+    return {d: (vectors if d == full else slice_normalise(vectors, d)) for d in dims}
+
+
+class IngestJob:
+    """An opened ingest: source, encoder, store, collections and their checkpoints.
+
+    Use `open`, then feed `process_batch` (or `encode_batch` + `store_batch`) with the
+    batches of `pending_batches`, then `finalize`, then `close`.
+    """
+
+    def __init__(
+        self,
+        cfg: IngestConfig,
+        source: Any,
+        encoder: Any,
+        store: Any,
+        specs: list[CollectionSpec],
+    ) -> None:
+        self.cfg = cfg
+        self.source = source
+        self.encoder = encoder
+        self.store = store
+        self.specs = specs
+        self.dataset: str = source.name
+        self.names = [s.name(self.dataset) for s in specs]
+        self.chunker = Chunker(
+            encoder.tokenizer,
+            cfg.chunk_tokens,
+            cfg.chunk_overlap,
+            count_tokens=getattr(encoder, "count_tokens", None),
+        )
+        self.model_info: dict[str, Any] = encoder.describe()
+        self.fingerprint = {
+            "dataset": self.dataset,
+            "source": _stable_source(source.describe()),
+            "model": self.model_info.get("model_id"),
+            "batch_docs": cfg.batch_docs,
+            "limit": cfg.limit,
+            "chunk_tokens": cfg.chunk_tokens,
+            "chunk_overlap": cfg.chunk_overlap,
+            "store_text": cfg.store_text,
+        }
+        self.checkpoints = {
+            name: Checkpoint.load(self._checkpoint_path(name), self.fingerprint) for name in self.names
+        }
+        self.stage_seconds = {"read": 0.0, "encode": 0.0, "upsert": 0.0, "index": 0.0}
+        self.resumed_batches = 0
+        self.started = time.perf_counter()
+        self.run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+    # -- opening -----------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, target: str, cfg: IngestConfig) -> IngestJob:
+        """Resolve the source, load the encoder, open the store and create or check every collection.
+
+        Raises:
+            InputError: bad target or options.
+            CollectionMismatchError: an existing collection differs from the request (or was
+                built with another model) and `cfg.recreate` is False.
+        """
+        from ingest.encoding import load_encoder
+        from ingest.sources import open_source
+        from ingest.stores import open_store
+
+        source = open_source(
+            target,
+            data_dir=cfg.data_dir,
+            beir_dirs=cfg.beir_dirs,
+            id_col=cfg.id_col,
+            text_col=cfg.text_col,
+            title_col=cfg.title_col,
+            on_error=cfg.on_error,
+            on_duplicate=cfg.on_duplicate,
+        )
+        encoder = load_encoder(cfg.model, data_dir=cfg.data_dir)
+        specs = resolve_collections(cfg, encoder.dim)
+        names = [s.name(source.name) for s in specs]
+        if len(set(names)) != len(names):
+            raise InputError(
+                f"collection names collide: {names}; make name_template include dim and quantization"
+            )
+        store = open_store(data_dir=cfg.data_dir, qdrant_url=cfg.qdrant_url, timeout_s=cfg.timeout_s)
+        try:
+            job = cls(cfg, source, encoder, store, specs)
+            job._prepare_collections()
+        except BaseException:
+            store.close()
+            raise
+        return job
+
+    def _checkpoint_path(self, name: str) -> Path:
+        where = "edge" if self.cfg.qdrant_url is None else _safe(self.cfg.qdrant_url)
+        return self.cfg.data_dir / "state" / where / f"{name}.checkpoint.json"
+
+    def _prepare_collections(self) -> None:
+        model_id = self.model_info.get("model_id")
+        # Check everything before touching anything.
+        if not self.cfg.recreate:
+            for name in self.names:
+                if not self.store.collection_exists(name):
+                    continue
+                stored_model = (self.store.get_metadata(name).get("model") or {}).get("model_id")
+                if stored_model and stored_model != model_id:
+                    raise CollectionMismatchError(
+                        f"collection {name!r} holds vectors from model {stored_model!r}, but this run uses "
+                        f"{model_id!r}: pass --recreate to rebuild it, or use another --model / name_template"
+                    )
+        for spec, name in zip(self.specs, self.names, strict=True):
+            self.store.ensure_collection(name, spec, recreate=self.cfg.recreate, defer_index=True)
+            if self.cfg.recreate:
+                self.checkpoints[name].clear()
+            self.store.set_metadata(name, self._manifest(spec, status="loading"))
+
+    def _manifest(self, spec: CollectionSpec, status: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "source": self.source.describe(),
+            "model": self.model_info,
+            "spec": spec.to_dict(),
+            "chunk_tokens": self.cfg.chunk_tokens,
+            "chunk_overlap": self.cfg.chunk_overlap,
+            "status": status,
+            "updated": datetime.now(UTC).isoformat(timespec="seconds"),
+            **extra,
+        }
+
+    # -- the steps ---------------------------------------------------------------------------------
+
+    def pending_batches(self) -> Iterator[tuple[int, list[Document]]]:
+        """Numbered document batches not yet stored in every collection (bounded, streamed)."""
+        remaining = self.cfg.limit
+        t0 = time.perf_counter()
+        for batch_no, docs in enumerate(self.source.iter_batches(self.cfg.batch_docs)):
+            if remaining is not None:
+                docs = docs[:remaining]
+                remaining -= len(docs)
+            if docs:
+                self.stage_seconds["read"] += time.perf_counter() - t0
+                if all(batch_no in cp.done for cp in self.checkpoints.values()):
+                    self.resumed_batches += 1
+                else:
+                    yield batch_no, docs
+                t0 = time.perf_counter()
+            if remaining is not None and remaining <= 0:
+                break
+        self.stage_seconds["read"] += time.perf_counter() - t0
+
+    def encode_batch(self, batch_no: int, docs: list[Document]) -> EncodedBatch:
+        """Chunk and encode one batch at the model's full dimension."""
+        t0 = time.perf_counter()
+        chunks = self.chunker.chunk(docs)
+        vectors = self.encoder.encode([c.text for c in chunks]) if chunks else _empty(self.encoder.dim)
+        seconds = time.perf_counter() - t0
+        self.stage_seconds["encode"] += seconds
+        return EncodedBatch(batch_no, len(docs), chunks, vectors, seconds)
+
+    def store_batch(self, batch: EncodedBatch) -> BatchResult:
+        """Upsert one encoded batch into every collection, flush, then checkpoint it."""
+        t0 = time.perf_counter()
+        ids = [point_id(self.dataset, c.doc_id, c.chunk_no) for c in batch.chunks]
+        payloads = [self._payload(c) for c in batch.chunks]
+        sliced = slice_vectors(batch.vectors, {s.dim for s in self.specs})
+        for spec, name in zip(self.specs, self.names, strict=True):
+            cp = self.checkpoints[name]
+            if batch.batch_no in cp.done:
+                continue
+            if ids:
+                self.store.upsert(name, ids, sliced[spec.dim], payloads)
+            self.store.flush(name)
+            cp.mark(batch.batch_no, batch.docs, len(batch.chunks))
+        seconds = time.perf_counter() - t0
+        self.stage_seconds["upsert"] += seconds
+        return BatchResult(batch.batch_no, batch.docs, len(batch.chunks), seconds)
+
+    def process_batch(self, batch_no: int, docs: list[Document]) -> BatchResult:
+        """Chunk, encode and store one batch (the unit a flow task runs)."""
+        return self.store_batch(self.encode_batch(batch_no, docs))
+
+    def _payload(self, chunk: Chunk) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "doc_id": chunk.doc_id,
+            "chunk_no": chunk.chunk_no,
+            "source": self.dataset,
+            "char_start": chunk.char_start,
+            "char_end": chunk.char_end,
+        }
+        if self.cfg.store_text:
+            payload["text"] = chunk.text
+        return payload
+
+    def build_indexes(self) -> None:
+        """Build HNSW (and quantized storage) in every collection once the bulk load is over."""
+        t0 = time.perf_counter()
+        for name in self.names:
+            self.store.build_index(name)
+        self.stage_seconds["index"] += time.perf_counter() - t0
+
+    def verify_counts(self) -> dict[str, int]:
+        """Check every collection holds exactly one point per stored chunk.
+
+        Returns:
+            The point count per collection.
+
+        Raises:
+            IngestError: naming each collection whose count differs.
+        """
+        counts = {name: self.store.count(name) for name in self.names}
+        wrong = {n: (c, self.expected_chunks(n)) for n, c in counts.items() if c != self.expected_chunks(n)}
+        if wrong:
+            detail = "; ".join(f"{n}: {c} points, expected {e}" for n, (c, e) in wrong.items())
+            raise IngestError(
+                f"point counts do not match the chunks ingested ({detail}). The collection may hold points "
+                "from an earlier run over a different corpus or limit: rerun with --recreate."
+            )
+        return counts
+
+    def expected_chunks(self, name: str) -> int:
+        """Chunks recorded in the checkpoint of a collection."""
+        return sum(v["chunks"] for v in self.checkpoints[name].done.values())
+
+    def finalize(self, *, build_index: bool = True) -> IngestSummary:
+        """Build indexes, verify counts, write the manifests and the run summary."""
+        if build_index:
+            self.build_indexes()
+        verified = True
+        try:
+            counts = self.verify_counts()
+        except IngestError as exc:
+            log.warning("%s", exc)
+            verified = False
+            counts = {name: self.store.count(name) for name in self.names}
+        first = self.checkpoints[self.names[0]].done
+        summary = IngestSummary(
+            dataset=self.dataset,
+            source=self.source.describe(),
+            model=self.model_info,
+            backend=self.store.backend,
+            docs=sum(v["docs"] for v in first.values()),
+            chunks=sum(v["chunks"] for v in first.values()),
+            skipped_empty=int(getattr(self.source.stats, "skipped_empty", 0)),
+            rejected=len(getattr(self.source.stats, "rejected", [])),
+            resumed_batches=self.resumed_batches,
+            points=counts,
+            verified=verified,
+            seconds=time.perf_counter() - self.started,
+            stage_seconds={k: round(v, 2) for k, v in self.stage_seconds.items()},
+            peak_rss_mb=peak_rss_mb(),
+        )
+        for spec, name in zip(self.specs, self.names, strict=True):
+            self.store.set_metadata(
+                name,
+                self._manifest(
+                    spec, status="complete", docs=summary.docs, chunks=summary.chunks, points=counts[name]
+                ),
+            )
+        summary.run_dir = str(self._write_run_dir(summary))
+        return summary
+
+    def _write_run_dir(self, summary: IngestSummary) -> Path:
+        run_dir = self.cfg.data_dir / "runs" / self.dataset / self.run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        rejected = list(getattr(self.source.stats, "rejected", []))
+        if rejected:
+            with (run_dir / "rejected.jsonl").open("w", encoding="utf-8") as fh:
+                for record in rejected:
+                    fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        (run_dir / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2, default=str) + "\n")
+        return run_dir
+
+    def close(self) -> None:
+        """Release the store (and its collection locks)."""
+        self.store.close()
+
+
+def run_ingest(target: str, cfg: IngestConfig, *, progress: bool = True) -> IngestSummary:
+    """Ingest `target` into every configured collection, reading, encoding and upserting in parallel.
+
+    Args:
+        target: A BEIR dataset name, a path (BEIR folder/zip, Parquet file/dir/glob) or `hf:name`.
+        cfg: The run options.
+        progress: Show a tqdm progress bar (docs, docs/s).
+
+    Returns:
+        The run summary.
+
+    Raises:
+        IngestError: on bad input, a collection mismatch or a store failure; collections keep every
+            batch stored before the failure, and a rerun resumes after them.
+    """
+    job = IngestJob.open(target, cfg)
+    try:
+        _run_pipelined(job, progress=progress)
+        return job.finalize()
+    finally:
+        job.close()
+
+
+_DONE = object()
+
+
+def _run_pipelined(job: IngestJob, *, progress: bool) -> None:
+    from tqdm import tqdm
+
+    to_encode: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
+    to_store: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def put(q: queue.Queue[Any], item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for item in job.pending_batches():
+                if not put(to_encode, item):
+                    return
+        except BaseException as exc:
+            errors.append(exc)
+            stop.set()
+        finally:
+            put(to_encode, _DONE)
+
+    def write(bar: Any) -> None:
+        try:
+            while True:
+                item = to_store.get()
+                if item is _DONE:
+                    return
+                result = job.store_batch(item)
+                bar.update(result.docs)
+        except BaseException as exc:
+            errors.append(exc)
+            stop.set()
+
+    with tqdm(desc=f"ingest {job.dataset}", unit="doc", disable=not progress, smoothing=0.1) as bar:
+        reader = threading.Thread(target=read, name="ingest-read", daemon=True)
+        writer = threading.Thread(target=write, args=(bar,), name="ingest-upsert", daemon=True)
+        reader.start()
+        writer.start()
+        try:
+            while not stop.is_set():
+                try:
+                    item = to_encode.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if item is _DONE:
+                    break
+                if not put(to_store, job.encode_batch(*item)):
+                    break
+        except BaseException as exc:
+            errors.append(exc)
+            stop.set()
+        finally:
+            if not stop.is_set():
+                to_store.put(_DONE)
+            writer.join()
+            stop.set()
+            reader.join(timeout=5)
+    if errors:
+        raise errors[0]
+
+
+def _empty(dim: int) -> np.ndarray:
+    return np.zeros((0, dim), dtype=np.float32)
+
+
+def _safe(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)[:80]
+
+
+def _stable_source(described: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a source description that identify its content (not counters)."""
+    return {k: v for k, v in described.items() if k in {"kind", "name", "path", "checksum", "sha256", "md5"}}
