@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from ingest.config import build_config, parse_csv
+from ingest.config import build_config, env_beir_dirs, parse_csv
 from ingest.errors import IngestError
 
 EPILOG = """\
@@ -24,7 +24,7 @@ examples:
   python -m ingest scifact --beir-dir ../shared/beir
   python -m ingest trec-covid --dims 1024 --quantization binary
   python -m ingest corpus/*.parquet --id-col doc_id --text-col body --title-col ''
-  python -m ingest scifact --qdrant-url http://localhost:6334      (API key from QDRANT_API_KEY)
+  python -m ingest scifact --qdrant-url http://localhost:6333      (gRPC on 6334; key from QDRANT_API_KEY)
   python -m ingest build-model standin                             (the offline stand-in model)
 
 environment:
@@ -119,11 +119,7 @@ def build_model_parser() -> argparse.ArgumentParser:
 
 
 def _beir_dirs(args: argparse.Namespace) -> list[Path] | None:
-    dirs = list(args.beir_dir or [])
-    env = os.environ.get("STATIC_INGEST_BEIR_DIR")
-    if env:
-        dirs += [Path(p) for p in env.split(os.pathsep) if p]
-    return dirs or None
+    return [*args.beir_dir, *env_beir_dirs()] if args.beir_dir else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -132,13 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "build-model":
         margs = build_model_parser().parse_args(argv[1:])
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-        from ingest import models
+        from ingest.models import build_random_static_model, build_standin, random_model_path
 
-        path = (
-            models.build_standin(margs.data_dir)
-            if margs.kind == "standin"
-            else models.build_random_model(margs.data_dir)
-        )
+        if margs.kind == "standin":
+            path = build_standin(margs.data_dir)
+        else:
+            path = build_random_static_model(random_model_path(margs.data_dir), dim=1024)
         print(path)
         return 0
     args = build_parser().parse_args(argv)

@@ -108,6 +108,11 @@ def default_matrix(
     return [CollectionSpec(dim=d, quantization=q) for d in dims for q in quantizations]
 
 
+def env_beir_dirs() -> list[Path]:
+    """Directories named by `STATIC_INGEST_BEIR_DIR` (separated like PATH)."""
+    return [Path(p) for p in os.environ.get("STATIC_INGEST_BEIR_DIR", "").split(os.pathsep) if p]
+
+
 @dataclass
 class IngestConfig:
     """Options of one ingest run (the CLI, a TOML file and the flows all fill this)."""
@@ -115,8 +120,8 @@ class IngestConfig:
     collections: list[CollectionSpec] = field(default_factory=list)
     model: str = "auto"
     data_dir: Path = field(default_factory=lambda: Path(os.environ.get("STATIC_INGEST_DATA_DIR", "data")))
-    beir_dirs: list[Path] = field(default_factory=list)
-    qdrant_url: str | None = None
+    beir_dirs: list[Path] = field(default_factory=env_beir_dirs)
+    qdrant_url: str | None = field(default_factory=lambda: os.environ.get("QDRANT_URL") or None)
     chunk_tokens: int = 512
     chunk_overlap: int = 64
     batch_docs: int = 2048

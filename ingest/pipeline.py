@@ -355,8 +355,8 @@ class IngestJob:
             backend=self.store.backend,
             docs=sum(v["docs"] for v in first.values()),
             chunks=sum(v["chunks"] for v in first.values()),
-            skipped_empty=int(getattr(self.source.stats, "skipped_empty", 0)),
-            rejected=len(getattr(self.source.stats, "rejected", [])),
+            skipped_empty=self.source.counters.skipped_empty,
+            rejected=self.source.counters.rejected_count,
             resumed_batches=self.resumed_batches,
             points=counts,
             verified=verified,
@@ -377,11 +377,11 @@ class IngestJob:
     def _write_run_dir(self, summary: IngestSummary) -> Path:
         run_dir = self.cfg.data_dir / "runs" / self.dataset / self.run_id
         run_dir.mkdir(parents=True, exist_ok=True)
-        rejected = list(getattr(self.source.stats, "rejected", []))
+        rejected = self.source.counters.rejected
         if rejected:
             with (run_dir / "rejected.jsonl").open("w", encoding="utf-8") as fh:
                 for record in rejected:
-                    fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+                    fh.write(json.dumps(record.to_dict(), ensure_ascii=False, default=str) + "\n")
         (run_dir / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2, default=str) + "\n")
         return run_dir
 

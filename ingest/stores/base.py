@@ -140,3 +140,77 @@ class VectorStore(Protocol):
     def close(self) -> None:
         """Release every handle (flushes first)."""
         ...
+
+
+# Keys of `collection_spec()` that describe the stored configuration and are compared with a request.
+SPEC_KEYS: tuple[str, ...] = (
+    "dim",
+    "distance",
+    "quantization",
+    "binary_encoding",
+    "scalar_quantile",
+    "always_ram",
+    "hnsw_m",
+    "hnsw_ef_construct",
+    "full_scan_threshold",
+    "on_disk",
+)
+
+
+def requested_config(spec: CollectionSpec) -> dict[str, Any]:
+    """The engine-level configuration a spec asks for, in the flat shape of `collection_spec()`.
+
+    Keys that do not apply (e.g. `binary_encoding` of a scalar collection) or that the spec leaves to
+    the engine (`full_scan_threshold=None`) are None.
+    """
+    binary = spec.quantization == "binary"
+    scalar = spec.quantization == "scalar"
+    return {
+        "dim": spec.dim,
+        "distance": "cosine",
+        "quantization": spec.quantization,
+        "binary_encoding": spec.binary_encoding if binary else None,
+        "scalar_quantile": spec.scalar_quantile if scalar else None,
+        "always_ram": spec.always_ram if (binary or scalar) else None,
+        "hnsw_m": spec.hnsw_m,
+        "hnsw_ef_construct": spec.hnsw_ef_construct,
+        "full_scan_threshold": spec.full_scan_threshold,
+        "on_disk": spec.on_disk,
+    }
+
+
+def config_differences(
+    stored: dict[str, Any], spec: CollectionSpec, *, skip: tuple[str, ...] = ()
+) -> list[tuple[str, Any, Any]]:
+    """Compare a stored configuration (`collection_spec()` shape) with a request.
+
+    Args:
+        stored: What the engine reports.
+        spec: What is requested.
+        skip: Keys not to compare (e.g. ones a backend cannot report).
+
+    Returns:
+        `(key, stored value, requested value)` for every requested key that differs; [] if they match.
+    """
+    diffs = []
+    for key, wanted in requested_config(spec).items():
+        if wanted is None or key in skip:
+            continue
+        have = stored.get(key)
+        if isinstance(wanted, float) and isinstance(have, int | float):
+            if abs(float(have) - wanted) <= 1e-9:
+                continue
+        elif have == wanted:
+            continue
+        diffs.append((key, have, wanted))
+    return diffs
+
+
+def mismatch_message(name: str, where: str, diffs: list[tuple[str, Any, Any]]) -> str:
+    """The CollectionMismatchError text: which collection, what differs, what to do."""
+    detail = "; ".join(f"{key}: stored {have!r}, requested {wanted!r}" for key, have, wanted in diffs)
+    return (
+        f"collection {name!r} ({where}) already exists with a different configuration ({detail}). "
+        "Nothing was changed. Pass --recreate to drop and rebuild it, or choose another collection name "
+        "(name_template)."
+    )

@@ -1,0 +1,79 @@
+"""Helpers the flows share: retry policy, artifact keys, environment defaults of the CLIs."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from ingest.errors import (
+    ChecksumError,
+    CollectionMismatchError,
+    DatasetNotFoundError,
+    InputError,
+    ModelError,
+)
+
+# Errors a retry cannot fix: the same input fails the same way. Store errors (an unreachable or
+# busy server) and anything unexpected are retried.
+PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
+    InputError,
+    CollectionMismatchError,
+    ModelError,
+    DatasetNotFoundError,
+    ChecksumError,
+)
+
+
+def is_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect `retry_condition_fn`: retry a failed task run unless its error is permanent.
+
+    Args:
+        task: The task (unused; part of Prefect's callback signature).
+        task_run: The task run (unused).
+        state: The Failed state; its result is the exception the task raised.
+
+    Returns:
+        False for the errors in `PERMANENT_ERRORS`, True otherwise.
+    """
+    try:
+        exc = state.result(raise_on_failure=False)
+    except Exception:
+        return True
+    return not isinstance(exc, PERMANENT_ERRORS)
+
+
+def artifact_key(*parts: str) -> str:
+    """A Prefect artifact key from free text: lowercase letters, digits and dashes only."""
+    key = re.sub(r"[^a-z0-9]+", "-", "-".join(parts).lower()).strip("-")
+    return key or "artifact"
+
+
+def beir_dirs_with_env(beir_dirs: list[str] | None) -> list[Path] | None:
+    """The BEIR directories as the ingest CLI sees them: the given ones, then `STATIC_INGEST_BEIR_DIR`.
+
+    Returns:
+        The directories, or None when there are none (so the config default applies).
+    """
+    dirs = [Path(p) for p in beir_dirs or []]
+    env = os.environ.get("STATIC_INGEST_BEIR_DIR")
+    if env:
+        dirs += [Path(p) for p in env.split(os.pathsep) if p]
+    return dirs or None
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """Render rows (same keys) as a GitHub-flavoured markdown table; empty string for no rows."""
+    if not rows:
+        return ""
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    lines += ["| " + " | ".join(_cell(r.get(c)) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value).replace("|", "\\|").replace("\n", " ")

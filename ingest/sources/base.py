@@ -1,0 +1,363 @@
+"""What every corpus source offers: bounded document batches, counters, a description; shared plumbing."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from abc import ABC, abstractmethod
+from array import array
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from ingest.errors import InputError
+from ingest.records import Document
+
+logger = logging.getLogger("ingest.sources")
+
+ON_ERROR_POLICIES: tuple[str, ...] = ("fail", "skip")
+ON_DUPLICATE_POLICIES: tuple[str, ...] = ("fail", "first", "last")
+# The rejected list keeps this many entries; the count keeps going.
+MAX_REJECTED_KEPT = 1000
+# Duplicate ids named in one error message.
+MAX_DUPLICATES_SHOWN = 5
+SKIP_HINT = "or pass --on-error skip to record it as rejected and continue"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A record that was not turned into a document.
+
+    Attributes:
+        reason: A short code: `malformed_json`, `not_an_object`, `missing_id`, `bad_id`,
+            `bad_field_type`, `invalid_utf8`.
+        location: `file:line` (JSONL) or `file#row` (tables, row counted from 0).
+        id: The record id when it could be read, else None.
+        detail: The human-readable explanation.
+    """
+
+    reason: str
+    location: str
+    id: str | None = None
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the rejection as a JSON-serialisable dict."""
+        return {"reason": self.reason, "location": self.location, "id": self.id, "detail": self.detail}
+
+
+@dataclass
+class BadRecord:
+    """A record a reader could not turn into a document, with the message to show if it is fatal.
+
+    Attributes:
+        reason: The rejection code (see `Rejection`).
+        location: Where the record is.
+        detail: What is wrong.
+        fix: What to do about it (without the `--on-error skip` hint, which is added).
+        id: The record id if known.
+    """
+
+    reason: str
+    location: str
+    detail: str
+    fix: str
+    id: str | None = None
+
+    def message(self) -> str:
+        """Return the full error message: location, problem, fix."""
+        return f"{self.location}: {self.detail}: {self.fix}, {SKIP_HINT}"
+
+
+@dataclass
+class SourceCounters:
+    """What one pass over a source saw; reset at the start of every `iter_batches` call.
+
+    Attributes:
+        docs: Documents yielded.
+        skipped_empty: Records with an empty title and an empty text, skipped.
+        duplicates_dropped: Records dropped because their id repeats (`on_duplicate` first/last).
+        rejected_count: Bad records skipped under `on_error="skip"`.
+        rejected: The first `MAX_REJECTED_KEPT` rejections.
+        complete: True once a pass ran to the end.
+    """
+
+    docs: int = 0
+    skipped_empty: int = 0
+    duplicates_dropped: int = 0
+    rejected_count: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    complete: bool = False
+
+    def reset(self) -> None:
+        """Zero every counter in place (callers may hold a reference to this object)."""
+        self.docs = self.skipped_empty = self.duplicates_dropped = self.rejected_count = 0
+        self.rejected = []
+        self.complete = False
+
+    def reject(self, rejection: Rejection) -> None:
+        """Count a rejection and keep it if the list is not full."""
+        self.rejected_count += 1
+        if len(self.rejected) < MAX_REJECTED_KEPT:
+            self.rejected.append(rejection)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the counters as a JSON-serialisable dict."""
+        return {
+            "docs": self.docs,
+            "skipped_empty": self.skipped_empty,
+            "duplicates_dropped": self.duplicates_dropped,
+            "rejected_count": self.rejected_count,
+            "rejected": [r.to_dict() for r in self.rejected],
+            "complete": self.complete,
+        }
+
+
+@runtime_checkable
+class Source(Protocol):
+    """A corpus, streamed in bounded batches of documents.
+
+    Attributes:
+        name: The dataset name used in point ids and collection names.
+        counters: What the latest pass saw (read it after iterating).
+    """
+
+    name: str
+    counters: SourceCounters
+
+    def iter_batches(self, batch_size: int) -> Iterator[list[Document]]:
+        """Yield lists of at most `batch_size` documents, in corpus order."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """Return kind, path, checksum and counters as a JSON-serialisable dict."""
+        ...
+
+
+@dataclass
+class DuplicatePlan:
+    """Which record positions a pass drops because their id repeats.
+
+    Attributes:
+        drop: Positions to drop.
+        groups: Each duplicated id with all its positions, in order.
+    """
+
+    drop: set[int] = field(default_factory=set)
+    groups: list[tuple[str, list[int]]] = field(default_factory=list)
+
+
+def plan_duplicates(ids: Callable[[], Iterator[tuple[int, str]]], policy: str) -> DuplicatePlan:
+    """Find repeated ids with a pass over `(position, id)` pairs, in memory of 16 bytes per record.
+
+    A first pass keeps only 64-bit hashes; a second pass (run only if hashes repeat) reads the real
+    ids of the candidate positions, so hash collisions never drop a record.
+
+    Args:
+        ids: Called once or twice; each call yields `(position, id)` in corpus order.
+        policy: `fail`, `first` (keep the first copy) or `last` (keep the last copy).
+
+    Returns:
+        The plan; `drop` is empty for `fail` (the caller raises on `groups`).
+    """
+    hashes = array("q")
+    positions = array("q")
+    for pos, doc_id in ids():
+        hashes.append(hash(doc_id))
+        positions.append(pos)
+    if len(hashes) < 2:
+        return DuplicatePlan()
+    h = np.frombuffer(hashes, dtype=np.int64)
+    order = np.argsort(h, kind="stable")
+    sorted_h = h[order]
+    same = sorted_h[1:] == sorted_h[:-1]
+    if not same.any():
+        return DuplicatePlan()
+    mask = np.zeros(len(sorted_h), dtype=bool)
+    mask[1:] |= same
+    mask[:-1] |= same
+    candidates = set(np.frombuffer(positions, dtype=np.int64)[order[mask]].tolist())
+    by_id: dict[str, list[int]] = {}
+    for pos, doc_id in ids():
+        if pos in candidates:
+            by_id.setdefault(doc_id, []).append(pos)
+    groups = [(doc_id, sorted(p)) for doc_id, p in by_id.items() if len(p) > 1]
+    groups.sort(key=lambda g: g[1][0])
+    plan = DuplicatePlan(groups=groups)
+    if policy in ("first", "last"):
+        for _, p in groups:
+            keep = p[0] if policy == "first" else p[-1]
+            plan.drop.update(x for x in p if x != keep)
+    return plan
+
+
+class BaseSource(ABC):
+    """Shared pass logic: error policy, duplicate policy, empty-document skip, bounded batches.
+
+    Subclasses implement `_records` (the documents or bad records, by position), `_ids` (a cheap
+    pass over ids only), `_where` (a position as `file:line` / `file#row`) and `_describe`.
+    """
+
+    kind: str = "source"
+
+    def __init__(self, name: str, *, on_error: str = "fail", on_duplicate: str = "fail") -> None:
+        """Set the name and the policies; counters start at zero.
+
+        Args:
+            name: The dataset name.
+            on_error: `fail` raises on the first bad record; `skip` rejects it and goes on.
+            on_duplicate: `fail`, `first` or `last` (which copy of a repeated id is kept).
+
+        Raises:
+            InputError: on an unknown policy.
+        """
+        if on_error not in ON_ERROR_POLICIES:
+            raise InputError(
+                f"unknown on_error policy {on_error!r}: use one of {', '.join(ON_ERROR_POLICIES)}"
+            )
+        if on_duplicate not in ON_DUPLICATE_POLICIES:
+            raise InputError(
+                f"unknown on_duplicate policy {on_duplicate!r}: use one of {', '.join(ON_DUPLICATE_POLICIES)}"
+            )
+        self.name = name
+        self.on_error = on_error
+        self.on_duplicate = on_duplicate
+        self.counters = SourceCounters()
+        self.warnings: list[str] = []
+
+    @abstractmethod
+    def _records(self) -> Iterator[tuple[int, Document | BadRecord]]:
+        """Yield `(position, document or bad record)` for every record, in order."""
+
+    @abstractmethod
+    def _ids(self) -> Iterator[tuple[int, str]]:
+        """Yield `(position, id)` for every record whose id can be read, reading as little as possible."""
+
+    @abstractmethod
+    def _where(self, position: int) -> str:
+        """Return a position as the location users see (`file:line`, `file#row`)."""
+
+    @abstractmethod
+    def _describe(self) -> dict[str, Any]:
+        """Return the source-specific part of `describe()` (path, checksum, ...)."""
+
+    @property
+    def display(self) -> str:
+        """A short label of the source for messages."""
+        return self.name
+
+    def warn(self, message: str) -> None:
+        """Log a warning and keep it for `describe()`."""
+        logger.warning(message)
+        self.warnings.append(message)
+
+    def duplicate_plan(self) -> DuplicatePlan:
+        """Run the id pass and apply the duplicate policy.
+
+        Raises:
+            InputError: with `on_duplicate="fail"` when an id repeats, naming the first few ids and
+                their locations.
+        """
+        plan = plan_duplicates(self._ids, self.on_duplicate)
+        if plan.groups and self.on_duplicate == "fail":
+            shown = "; ".join(
+                f"{doc_id!r} at {', '.join(self._where(p) for p in pos)}"
+                for doc_id, pos in plan.groups[:MAX_DUPLICATES_SHOWN]
+            )
+            more = len(plan.groups) - MAX_DUPLICATES_SHOWN
+            raise InputError(
+                f"{self.display}: {len(plan.groups)} duplicate id(s): {shown}"
+                + (f" (and {more} more)" if more > 0 else "")
+                + ": remove the duplicates, or pass --on-duplicate first (keep the first copy) "
+                "or --on-duplicate last (keep the last copy)"
+            )
+        return plan
+
+    def iter_batches(self, batch_size: int) -> Iterator[list[Document]]:
+        """Yield lists of at most `batch_size` documents in corpus order; counters restart at zero.
+
+        Before the first batch a pass over the ids applies the duplicate policy, so a duplicate
+        fails the run before anything is ingested.
+
+        Raises:
+            ValueError: when `batch_size` < 1.
+            InputError: on a bad record (with `on_error="fail"`) or a duplicate id (with
+                `on_duplicate="fail"`), naming the location and what to do.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.counters.reset()
+        plan = self.duplicate_plan()
+        batch: list[Document] = []
+        for pos, item in self._records():
+            if isinstance(item, BadRecord):
+                if self.on_error == "fail":
+                    raise InputError(item.message())
+                self.counters.reject(Rejection(item.reason, item.location, item.id, item.detail))
+                continue
+            if pos in plan.drop:
+                self.counters.duplicates_dropped += 1
+                continue
+            if not item.title.strip() and not item.text.strip():
+                self.counters.skipped_empty += 1
+                continue
+            batch.append(item)
+            if len(batch) >= batch_size:
+                self.counters.docs += len(batch)
+                yield batch
+                batch = []
+        if batch:
+            self.counters.docs += len(batch)
+            yield batch
+        self.counters.complete = True
+        if self.counters.rejected_count:
+            logger.warning("%s: %d record(s) rejected", self.display, self.counters.rejected_count)
+
+    def iter_documents(self, batch_size: int = 1024) -> Iterator[Document]:
+        """Yield documents one by one (same policies and counters as `iter_batches`)."""
+        for batch in self.iter_batches(batch_size):
+            yield from batch
+
+    def describe(self) -> dict[str, Any]:
+        """Return kind, name, policies, source details (path, checksum), counters and warnings.
+
+        The checksum is computed by streaming the corpus once if no complete pass has computed it
+        yet (BEIR: sha256 of corpus.jsonl, known after any `iter_batches` pass; Parquet: of the files).
+        """
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "on_error": self.on_error,
+            "on_duplicate": self.on_duplicate,
+            **self._describe(),
+            "counters": self.counters.to_dict(),
+            "warnings": list(self.warnings),
+        }
+
+
+_NAME_BAD_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def dataset_name(raw: str) -> str:
+    """Turn a file stem or hub id into a dataset name safe for collection names and point ids.
+
+    Raises:
+        InputError: when nothing usable is left.
+    """
+    name = _NAME_BAD_CHARS.sub("-", raw).strip("-.")
+    if not name:
+        raise InputError(f"cannot derive a dataset name from {raw!r}: pass a name explicitly (--name)")
+    return name
+
+
+def file_digest(path: Path, algorithm: str = "sha256", chunk_size: int = 1 << 20) -> str:
+    """Return the hex digest of a file, read in chunks."""
+    digest = hashlib.new(algorithm)
+    with path.open("rb") as fh:
+        while block := fh.read(chunk_size):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,594 @@
+"""Collections on a Qdrant server, through qdrant-client (gRPC by default).
+
+Bulk loads follow Qdrant's guidance: a collection is created with `indexing_threshold=0` (no HNSW while
+loading), points go in batches (each retried on its own with exponential backoff, a few batches in
+parallel), and `build_index` sets the threshold back and waits for the collection to turn green.
+
+The ingest manifest lives in the collection's own `metadata` (Qdrant >= 1.16), under one key holding a
+JSON string, so the server's merge of metadata updates replaces it whole. The requested spec is recorded
+beside it at creation.
+
+`QdrantClient(":memory:")` can be passed in for tests of the API shape only: local mode drops
+quantization and always brute-forces, so it must never be used to measure search quality.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import urllib.parse
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+
+from ingest.config import CollectionSpec
+from ingest.errors import CollectionMismatchError, InputError, StoreError
+from ingest.stores.base import Hit, SearchParams, StoredPoint, config_differences, mismatch_message
+from ingest.stores.edge import as_float_rows
+
+if TYPE_CHECKING:
+    from qdrant_client import QdrantClient
+
+T = TypeVar("T")
+
+MANIFEST_KEY = "static_ingest_manifest"
+SPEC_KEY = "static_ingest_spec"
+DEFAULT_INDEXING_THRESHOLD_KB = 20_000
+SEARCH_BATCH = 64
+SCROLL_PAGE = 10_000
+# Keys local mode does not keep (it drops quantization, ignores index params): read from the recorded spec.
+_LOCAL_MODE_RECORDED = (
+    "quantization",
+    "binary_encoding",
+    "scalar_quantile",
+    "always_ram",
+    "full_scan_threshold",
+)
+_RETRY_HTTP = {408, 425, 429, 500, 502, 503, 504}
+_AUTH_HTTP = {401, 403}
+
+
+def redact_url(url: str) -> str:
+    """The URL without any user:password part (safe to print)."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+class ServerStore:
+    """Collections on a Qdrant server (see the module docstring).
+
+    Every call to the server goes through `_call`: transient faults (connection refused or dropped,
+    timeouts, 5xx, gRPC UNAVAILABLE) are retried with exponential backoff, then reported as one StoreError
+    that names the URL (never the API key), the attempts, and what to check.
+    """
+
+    backend = "server"
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str | None = None,
+        *,
+        prefer_grpc: bool = True,
+        grpc_port: int = 6334,
+        timeout_s: float = 60.0,
+        batch_size: int = 256,
+        parallel: int = 2,
+        max_retries: int = 5,
+        backoff_s: float = 0.5,
+        max_backoff_s: float = 16.0,
+        indexing_threshold_kb: int = DEFAULT_INDEXING_THRESHOLD_KB,
+        index_timeout_s: float = 3600.0,
+        poll_s: float = 1.0,
+        client: QdrantClient | None = None,
+    ) -> None:
+        """Connect lazily to a server (no request is sent until the first operation).
+
+        Args:
+            url: Server URL, e.g. `http://localhost:6333` (REST port; gRPC uses `grpc_port`).
+            api_key: API key or None. Kept only inside the client; never printed.
+            prefer_grpc: Use gRPC for data operations.
+            grpc_port: The server's gRPC port.
+            timeout_s: Per-request timeout in seconds.
+            batch_size: Points per upsert request.
+            parallel: Upsert requests in flight at once.
+            max_retries: Retries of a failed request (so `max_retries + 1` attempts).
+            backoff_s: First wait between attempts; doubled each time up to `max_backoff_s`.
+            max_backoff_s: Longest wait between attempts.
+            indexing_threshold_kb: Indexing threshold `build_index` restores (Qdrant's default 20,000 KB:
+                smaller segments stay unindexed and are searched by full scan).
+            index_timeout_s: Longest wait for the collection to turn green in `build_index`.
+            poll_s: Interval between status polls in `build_index`.
+            client: A ready client to use instead (e.g. `QdrantClient(":memory:")` in tests).
+        """
+        self.url = redact_url(url)
+        self.prefer_grpc = prefer_grpc
+        self.grpc_port = grpc_port
+        self.timeout_s = timeout_s
+        self.batch_size = max(1, batch_size)
+        self.parallel = max(1, parallel)
+        self.max_retries = max(0, max_retries)
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.indexing_threshold_kb = indexing_threshold_kb
+        self.index_timeout_s = index_timeout_s
+        self.poll_s = poll_s
+        self._secret = api_key or None
+        if client is None:
+            from qdrant_client import QdrantClient
+
+            client = QdrantClient(
+                url=url,
+                api_key=api_key,
+                prefer_grpc=prefer_grpc,
+                grpc_port=grpc_port,
+                timeout=max(1, math.ceil(timeout_s)),
+                check_compatibility=False,
+            )
+        self.client = client
+        from qdrant_client.local.qdrant_local import QdrantLocal
+
+        self._local = isinstance(getattr(client, "_client", None), QdrantLocal)
+
+    def __repr__(self) -> str:
+        key = "set" if self._secret else None
+        return f"ServerStore(url={self.url!r}, prefer_grpc={self.prefer_grpc}, api_key={key})"
+
+    # -- calling the server --------------------------------------------------------------------------
+
+    def _clean(self, text: str) -> str:
+        if self._secret:
+            text = text.replace(self._secret, "***")
+        return " ".join(text.split())[:500]
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        """Run one request with retries; every failure becomes a StoreError naming the URL."""
+        attempts = self.max_retries + 1
+        delay = self.backoff_s
+        started = time.monotonic()
+        last: BaseException | None = None
+        for attempt in range(1, attempts + 1):
+            try:
+                return fn()
+            except Exception as exc:
+                kind = _classify(exc)
+                if kind == "auth":
+                    raise StoreError(
+                        f"Qdrant server {self.url} refused {what}: not authorised ({self._clean(str(exc))}). "
+                        "Check the API key (QDRANT_API_KEY)."
+                    ) from None
+                if kind == "permanent":
+                    raise StoreError(
+                        f"Qdrant server {self.url}: {what} failed: {self._clean(_describe(exc))}"
+                    ) from exc
+                last = exc
+            if attempt < attempts:
+                time.sleep(min(delay, self.max_backoff_s))
+                delay *= 2
+        grpc_hint = (
+            f" and that its gRPC port {self.grpc_port} is reachable (gRPC is on; REST uses the URL's port)"
+            if self.prefer_grpc and not self._local
+            else ""
+        )
+        raise StoreError(
+            f"Qdrant server {self.url} is unreachable: {what} failed after {attempts} attempts over "
+            f"{time.monotonic() - started:.1f}s (timeout {self.timeout_s:g}s per request; last error: "
+            f"{self._clean(_describe(last))}). Is the server running? Check --qdrant-url{grpc_hint}."
+        )
+
+    # -- collections ---------------------------------------------------------------------------------
+
+    def collection_exists(self, name: str) -> bool:
+        """Whether the collection exists on the server."""
+        return bool(self._call(f"checking collection {name!r}", lambda: self.client.collection_exists(name)))
+
+    def list_collections(self) -> list[str]:
+        """Names of every collection on the server, sorted."""
+        listed = self._call("listing collections", self.client.get_collections)
+        return sorted(c.name for c in listed.collections)
+
+    def ensure_collection(
+        self, name: str, spec: CollectionSpec, *, recreate: bool = False, defer_index: bool = True
+    ) -> bool:
+        """Create the collection if missing; check it matches `spec` if present.
+
+        Args:
+            name: Collection name.
+            spec: The requested configuration.
+            recreate: Drop an existing collection first.
+            defer_index: Create it with `indexing_threshold=0` (no HNSW while loading); `build_index`
+                restores the threshold.
+
+        Returns:
+            True if created, False if it existed and matches.
+
+        Raises:
+            CollectionMismatchError: it exists with another configuration and `recreate` is False;
+                nothing is touched.
+            StoreError: the server failed or is unreachable.
+        """
+        from qdrant_client import models
+
+        if self.collection_exists(name):
+            if not recreate:
+                diffs = config_differences(self.collection_spec(name), spec)
+                if diffs:
+                    raise CollectionMismatchError(mismatch_message(name, f"on {self.url}", diffs))
+                return False
+            self.delete_collection(name)
+        quantization: Any = None
+        if spec.quantization == "binary":
+            quantization = models.BinaryQuantization(
+                binary=models.BinaryQuantizationConfig(
+                    always_ram=spec.always_ram,
+                    encoding=models.BinaryQuantizationEncoding(spec.binary_encoding),
+                )
+            )
+        elif spec.quantization == "scalar":
+            quantization = models.ScalarQuantization(
+                scalar=models.ScalarQuantizationConfig(
+                    type=models.ScalarType.INT8, quantile=spec.scalar_quantile, always_ram=spec.always_ram
+                )
+            )
+        threshold = 0 if defer_index else self.indexing_threshold_kb
+        self._call(
+            f"creating collection {name!r}",
+            lambda: self.client.create_collection(
+                name,
+                vectors_config=models.VectorParams(
+                    size=spec.dim, distance=models.Distance.COSINE, on_disk=spec.on_disk
+                ),
+                hnsw_config=models.HnswConfigDiff(
+                    m=spec.hnsw_m,
+                    ef_construct=spec.hnsw_ef_construct,
+                    full_scan_threshold=spec.full_scan_threshold,
+                ),
+                quantization_config=quantization,
+                optimizers_config=models.OptimizersConfigDiff(indexing_threshold=threshold),
+                metadata={SPEC_KEY: json.dumps(spec.to_dict(), sort_keys=True)},
+                timeout=max(1, math.ceil(self.timeout_s)),
+            ),
+        )
+        return True
+
+    def delete_collection(self, name: str) -> None:
+        """Drop the collection and its data."""
+        self._call(f"deleting collection {name!r}", lambda: self.client.delete_collection(name))
+
+    def _info(self, name: str) -> Any:
+        return self._call(f"reading collection {name!r}", lambda: self.client.get_collection(name))
+
+    def collection_spec(self, name: str) -> dict[str, Any]:
+        """The configuration as the server reports it, flat (the keys of `base.SPEC_KEYS`), plus
+        `indexing_threshold_kb`, `status`, `points_count`, `indexed_vectors_count`, `segments_count`.
+
+        In local mode the quantization keys and `full_scan_threshold` come from the spec recorded at
+        creation (`config_source` says so), because local mode does not keep them.
+        """
+        info = self._info(name)
+        cfg = info.config
+        vec = cfg.params.vectors
+        if isinstance(vec, dict):
+            vec = vec.get("") or next(iter(vec.values()))
+        distance = getattr(vec.distance, "value", vec.distance)
+        out: dict[str, Any] = {
+            "backend": self.backend,
+            "dim": vec.size,
+            "distance": str(distance).lower(),
+            "quantization": "none",
+            "binary_encoding": None,
+            "scalar_quantile": None,
+            "always_ram": None,
+            "hnsw_m": cfg.hnsw_config.m,
+            "hnsw_ef_construct": cfg.hnsw_config.ef_construct,
+            "full_scan_threshold": cfg.hnsw_config.full_scan_threshold,
+            "on_disk": bool(vec.on_disk),
+            "indexing_threshold_kb": cfg.optimizer_config.indexing_threshold,
+            "status": getattr(info.status, "value", str(info.status)),
+            "points_count": info.points_count,
+            "indexed_vectors_count": info.indexed_vectors_count,
+            "segments_count": info.segments_count,
+            "config_source": "server",
+        }
+        quant = vec.quantization_config or cfg.quantization_config
+        binary = getattr(quant, "binary", None)
+        scalar = getattr(quant, "scalar", None)
+        if binary is not None:
+            encoding = getattr(binary.encoding, "value", binary.encoding) or "one_bit"
+            out.update(quantization="binary", binary_encoding=encoding, always_ram=binary.always_ram)
+        elif scalar is not None:
+            out.update(quantization="scalar", scalar_quantile=scalar.quantile, always_ram=scalar.always_ram)
+        elif quant is not None:
+            out["quantization"] = type(quant).__name__.lower()
+        if self._local:
+            recorded = _recorded_spec(cfg.metadata)
+            if recorded is not None:
+                from ingest.stores.base import requested_config
+
+                wanted = requested_config(recorded)
+                out.update({k: wanted[k] for k in _LOCAL_MODE_RECORDED if k != "full_scan_threshold"})
+                out["full_scan_threshold"] = wanted["full_scan_threshold"] or out["full_scan_threshold"]
+                out["config_source"] = (
+                    "local mode: quantization and full_scan_threshold as recorded at creation"
+                )
+        return out
+
+    def build_index(self, name: str) -> None:
+        """Restore the indexing threshold and wait until the server has built every index (status green).
+
+        Raises:
+            StoreError: the server reports an optimizer error, or the collection is not green within
+                `index_timeout_s`.
+        """
+        from qdrant_client import models
+
+        self._call(
+            f"enabling indexing of {name!r}",
+            lambda: self.client.update_collection(
+                name,
+                optimizers_config=models.OptimizersConfigDiff(indexing_threshold=self.indexing_threshold_kb),
+            ),
+        )
+        deadline = time.monotonic() + self.index_timeout_s
+        greens = 0
+        nudged = False
+        while True:
+            info = self._info(name)
+            status = getattr(info.status, "value", str(info.status))
+            error = getattr(info.optimizer_status, "error", None)
+            if error:
+                raise StoreError(f"Qdrant server {self.url}: building the index of {name!r} failed: {error}")
+            if status == "green":
+                greens += 1
+                # Two green polls in a row: the optimizer may not have picked the change up at the first.
+                if greens >= 2 or self._local:
+                    return
+            else:
+                greens = 0
+                if status == "grey" and not nudged:
+                    # Grey: optimizations pending but not started; any collection update triggers them.
+                    self._call(
+                        f"triggering optimization of {name!r}",
+                        lambda: self.client.update_collection(
+                            name, optimizers_config=models.OptimizersConfigDiff()
+                        ),
+                    )
+                    nudged = True
+            if time.monotonic() > deadline:
+                raise StoreError(
+                    f"Qdrant server {self.url}: collection {name!r} is still {status} after "
+                    f"{self.index_timeout_s:g}s of indexing; check the server's load and logs, "
+                    "or raise index_timeout_s"
+                )
+            time.sleep(self.poll_s)
+
+    # -- points --------------------------------------------------------------------------------------
+
+    def upsert(self, name: str, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
+        """Upsert points in batches of `batch_size`, `parallel` requests at once; each batch is retried on
+        its own and acknowledged (`wait=True`) before this returns.
+
+        Raises:
+            InputError: lengths differ or vectors are malformed.
+            StoreError: a batch still fails after its retries (names the batch and the URL).
+        """
+        from qdrant_client import models
+
+        if not (len(ids) == len(payloads) == len(vectors)):
+            raise InputError(
+                f"upsert into {name!r}: {len(ids)} ids, {len(vectors)} vectors and "
+                f"{len(payloads)} payloads differ"
+            )
+        if not ids:
+            return
+        arr = np.asarray(vectors)
+        rows = as_float_rows(arr, arr.shape[1] if arr.ndim == 2 else -1, f"upsert into {name!r}")
+        starts = list(range(0, len(ids), self.batch_size))
+
+        def send(start: int) -> None:
+            stop = min(start + self.batch_size, len(ids))
+            points = [
+                models.PointStruct(id=ids[i], vector=rows[i].tolist(), payload=payloads[i])
+                for i in range(start, stop)
+            ]
+            self._call(
+                f"upserting points {start}..{stop - 1} into {name!r}",
+                lambda: self.client.upsert(name, points=points, wait=True),
+            )
+
+        if self.parallel == 1 or len(starts) == 1:
+            for start in starts:
+                send(start)
+            return
+        with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="qdrant-upsert") as pool:
+            futures = [pool.submit(send, s) for s in starts]
+            try:
+                for fut in futures:
+                    fut.result()
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                raise
+
+    def flush(self, name: str) -> None:
+        """No-op: every upsert waited for the server's acknowledgement (the server persists via its WAL)."""
+
+    def count(self, name: str) -> int:
+        """Exact number of points."""
+        return int(self._call(f"counting {name!r}", lambda: self.client.count(name, exact=True)).count)
+
+    def search(self, name: str, queries: np.ndarray, limit: int, params: SearchParams) -> list[list[Hit]]:
+        """Search a batch of queries with `query_batch_points`; one hit list per query, best first."""
+        from qdrant_client import models
+
+        arr = np.asarray(queries)
+        rows = as_float_rows(arr, arr.shape[1] if arr.ndim == 2 else -1, f"search in {name!r}")
+        search_params = server_search_params(params)
+        out: list[list[Hit]] = []
+        for start in range(0, len(rows), SEARCH_BATCH):
+            requests = [
+                models.QueryRequest(query=row.tolist(), limit=limit, params=search_params, with_payload=True)
+                for row in rows[start : start + SEARCH_BATCH]
+            ]
+            responses = self._call(
+                f"searching {name!r}", partial(self.client.query_batch_points, name, requests)
+            )
+            out.extend(
+                [Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in r.points] for r in responses
+            )
+        return out
+
+    def retrieve(self, name: str, ids: list[str], *, with_vectors: bool = True) -> list[StoredPoint]:
+        """Read points back by id, in the order asked; missing ids are left out."""
+        if not ids:
+            return []
+        records = self._call(
+            f"retrieving points of {name!r}",
+            lambda: self.client.retrieve(name, ids=list(ids), with_payload=True, with_vectors=with_vectors),
+        )
+        by_id = {str(r.id): r for r in records}
+        out = []
+        for pid in ids:
+            rec = by_id.get(str(pid))
+            if rec is None:
+                continue
+            vec = None
+            if with_vectors and rec.vector is not None:
+                raw = rec.vector.get("") if isinstance(rec.vector, dict) else rec.vector
+                vec = np.asarray(raw, dtype=np.float32)
+            out.append(StoredPoint(str(rec.id), vec, dict(rec.payload or {})))
+        return out
+
+    def scroll_ids(self, name: str) -> list[str]:
+        """Every point id."""
+        out: list[str] = []
+        offset: Any = None
+        while True:
+            page = partial(
+                self.client.scroll,
+                name,
+                limit=SCROLL_PAGE,
+                offset=offset,
+                with_payload=False,
+                with_vectors=False,
+            )
+            records, offset = self._call(f"listing point ids of {name!r}", page)
+            out.extend(str(r.id) for r in records)
+            if offset is None:
+                return out
+
+    # -- metadata ------------------------------------------------------------------------------------
+
+    def get_metadata(self, name: str) -> dict[str, Any]:
+        """The ingest manifest stored in the collection's metadata; {} if none."""
+        metadata = self._info(name).config.metadata or {}
+        raw = metadata.get(MANIFEST_KEY)
+        if not raw:
+            return {}
+        try:
+            data = json.loads(raw) if isinstance(raw, str) else raw
+        except json.JSONDecodeError as exc:
+            raise StoreError(
+                f"collection {name!r} on {self.url}: the stored manifest is not valid JSON: {exc}"
+            ) from exc
+        return data if isinstance(data, dict) else {}
+
+    def set_metadata(self, name: str, metadata: dict[str, Any]) -> None:
+        """Replace the ingest manifest (one metadata key holding JSON text, replaced whole)."""
+        text = json.dumps(metadata, sort_keys=True, default=str)
+        self._call(
+            f"writing the manifest of {name!r}",
+            lambda: self.client.update_collection(name, metadata={MANIFEST_KEY: text}),
+        )
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        self.client.close()
+
+    def __enter__(self) -> ServerStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def server_search_params(params: SearchParams) -> Any:
+    """Translate SearchParams into qdrant-client's SearchParams."""
+    from qdrant_client import models
+
+    quantization = None
+    if params.exact or params.ignore_quantization:
+        quantization = models.QuantizationSearchParams(ignore=True)
+    elif params.rescore is not None or params.oversampling is not None:
+        quantization = models.QuantizationSearchParams(
+            rescore=params.rescore, oversampling=params.oversampling
+        )
+    return models.SearchParams(hnsw_ef=params.hnsw_ef, exact=params.exact, quantization=quantization)
+
+
+def _recorded_spec(metadata: dict[str, Any] | None) -> CollectionSpec | None:
+    raw = (metadata or {}).get(SPEC_KEY)
+    if not isinstance(raw, str):
+        return None
+    try:
+        return CollectionSpec.from_dict(json.loads(raw), where="recorded collection spec")
+    except (json.JSONDecodeError, InputError):
+        return None
+
+
+def _describe(exc: BaseException | None) -> str:
+    if exc is None:
+        return "none"
+    details = getattr(exc, "details", None)
+    if callable(details):  # grpc.RpcError
+        try:
+            code = exc.code()  # type: ignore[attr-defined]
+            return f"gRPC {getattr(code, 'name', code)}: {details()}"
+        except Exception:
+            pass
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _classify(exc: BaseException) -> str:
+    """`transient` (worth retrying), `auth`, or `permanent`."""
+    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+    if isinstance(exc, UnexpectedResponse):
+        if exc.status_code in _AUTH_HTTP:
+            return "auth"
+        return "transient" if exc.status_code in _RETRY_HTTP else "permanent"
+    if isinstance(exc, ResponseHandlingException | ConnectionError | TimeoutError):
+        return "transient"
+    code = getattr(exc, "code", None)
+    if callable(code):
+        try:
+            import grpc
+        except ImportError:  # pragma: no cover - grpc ships with qdrant-client
+            return "permanent"
+        if isinstance(exc, grpc.RpcError):
+            status = exc.code()
+            if status in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
+                return "auth"
+            transient = (
+                grpc.StatusCode.UNAVAILABLE,
+                grpc.StatusCode.DEADLINE_EXCEEDED,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                grpc.StatusCode.ABORTED,
+            )
+            return "transient" if status in transient else "permanent"
+    try:
+        import httpx
+    except ImportError:  # pragma: no cover
+        return "permanent"
+    if isinstance(exc, httpx.TransportError):
+        return "transient"
+    return "permanent"
