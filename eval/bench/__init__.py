@@ -1,0 +1,1 @@
+"""Benchmarks: encoder speed and exactness (`encoder`), crash-and-resume (`kill_resume`)."""

@@ -1,0 +1,212 @@
+"""Encoder benchmark: the fast exact encoder against `SentenceTransformer.encode`, same texts, one run.
+
+Usage:
+    python -m eval.bench.encoder [--model random-1024 --model standin] [--docs N] [--repeats 3]
+        [--workers 1,2] [--long 200] [--data-dir data] [--json out.json]
+
+Texts: SciFact and NFCorpus documents (`title + " " + text`, read from the BEIR zips in
+`../shared/beir/`) and a synthetic set of long texts (several documents joined, thousands of
+tokens, with accents, CJK, emoji and control characters mixed in). For each model and set it prints
+docs/s of `SentenceTransformer.encode` (the best of batch sizes 32 and 1024) and of the fast
+encoder (warm caches, per worker count; also its cold first pass), the speed ratio, the largest
+per-component difference between the normalised outputs of the fast path and of the model's own
+library, and how many texts got token ids identical to the model's tokenizer (for a Model2Vec
+model, the library is Model2Vec, which leaves out [UNK]; `SentenceTransformer` keeps it, so the
+difference to ST is reported separately). Timings are medians
+of `--repeats` runs, the two encoders alternating so they share the machine's noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+BEIR_DIR = Path(__file__).resolve().parents[3] / "shared" / "beir"
+DATASETS = ("scifact", "nfcorpus")
+ST_BATCH_SIZES = (32, 1024)
+NOISE = [
+    " naïve café Ünïcödé",
+    " 中文字符测试",
+    " emoji 🎉🚀",
+    " ctrl\x00\x1c\x7fchars",
+    " ——…!!?? ",
+    " [MASK] x",
+]
+
+
+def machine_info() -> dict[str, Any]:
+    """Cores, CPU model, load and library versions."""
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info: dict[str, Any] = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
+        "python": platform.python_version(),
+    }
+    for lib in ("sentence_transformers", "model2vec", "tokenizers", "torch", "scipy", "numpy"):
+        try:
+            info[lib] = __import__(lib).__version__
+        except ImportError:
+            info[lib] = None
+    return info
+
+
+def load_beir_texts(name: str, limit: int | None = None, beir_dir: Path = BEIR_DIR) -> list[str]:
+    """Read `title + " " + text` of a BEIR corpus straight out of its zip."""
+    path = beir_dir / f"{name}.zip"
+    out: list[str] = []
+    with zipfile.ZipFile(path) as zf, zf.open(f"{name}/corpus.jsonl") as fh:
+        for line in fh:
+            if limit is not None and len(out) >= limit:
+                break
+            doc = json.loads(line)
+            out.append((doc.get("title", "") + " " + doc.get("text", "")).strip())
+    return out
+
+
+def synthetic_long(docs: list[str], count: int, seed: int = 0) -> list[str]:
+    """Long texts: 6-15 documents joined, with odd characters sprinkled in."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        parts = rng.sample(docs, k=min(len(docs), rng.randint(6, 15)))
+        parts = [p + (rng.choice(NOISE) if rng.random() < 0.3 else "") for p in parts]
+        out.append("\n\n".join(parts))
+    return out
+
+
+def timed(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[float, Any]:
+    """Seconds one call `fn(*args, **kwargs)` took, and its result."""
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return time.perf_counter() - start, result
+
+
+def bench_model(model: str, sets: dict[str, list[str]], args: argparse.Namespace) -> dict[str, Any]:
+    """Benchmark one model on every text set; print and return the figures."""
+    from sentence_transformers import SentenceTransformer
+
+    from ingest.encoding import load_encoder
+    from ingest.wordpiece import token_ids_reference
+
+    base = load_encoder(model, data_dir=args.data_dir)
+    desc = base.describe()
+    print(f"\n== model {desc['model_id']}  kind={desc['kind']}  dim={desc['dim']}", end="")
+    print(f"  fast path={desc['fast_path']}")
+    st = SentenceTransformer(str(base.location.path), device="cpu", local_files_only=True)
+    static: Any = st[0]
+    static.tokenizer.no_truncation()  # same work as the encoder: whole texts
+    fast = {w: load_encoder(model, data_dir=args.data_dir, workers=w) for w in args.workers}
+    results: dict[str, Any] = {"model": desc, "sets": {}}
+    for set_name, texts in sets.items():
+        n = len(texts)
+        # Exactness first (also the cold first pass of a fresh single-process encoder).
+        cold_s, got = timed(fast[args.workers[0]].encode, texts)
+        ref = base.plain_encode(texts)
+        max_diff = float(np.abs(got - ref).max()) if n else 0.0
+        ids_ok = sum(
+            a == b
+            for a, b in zip(base.token_ids(texts), token_ids_reference(base.tokenizer, texts), strict=True)
+        )
+        tokens = sum(base.count_tokens(texts)) / max(n, 1)
+        st_vecs = np.asarray(
+            st.encode(texts, normalize_embeddings=True, show_progress_bar=False), dtype=np.float32
+        )
+        st_diff = float(np.abs(got - st_vecs).max()) if n else 0.0
+        for enc in fast.values():
+            enc.encode(texts)  # warm caches (and start worker processes)
+        st_times: dict[int, list[float]] = {b: [] for b in ST_BATCH_SIZES}
+        fast_times: dict[int, list[float]] = {w: [] for w in args.workers}
+        for _ in range(args.repeats):
+            for b in ST_BATCH_SIZES:
+                st_times[b].append(
+                    timed(st.encode, texts, batch_size=b, normalize_embeddings=True, show_progress_bar=False)[
+                        0
+                    ]
+                )
+            for w, enc in fast.items():
+                fast_times[w].append(timed(enc.encode, texts)[0])
+        st_rate = {b: n / statistics.median(t) for b, t in st_times.items()}
+        best_b = max(st_rate, key=lambda b: st_rate[b])
+        fast_rate = {w: n / statistics.median(t) for w, t in fast_times.items()}
+        row = {
+            "texts": n,
+            "avg_tokens": round(tokens, 1),
+            "st_docs_per_s": {b: round(r) for b, r in st_rate.items()},
+            "st_best_batch": best_b,
+            "fast_docs_per_s": {w: round(r) for w, r in fast_rate.items()},
+            "fast_cold_docs_per_s": round(n / cold_s),
+            "ratio_vs_best_st": {w: round(r / st_rate[best_b], 2) for w, r in fast_rate.items()},
+            "max_abs_diff_vs_library": max_diff,
+            "max_abs_diff_vs_st": st_diff,
+            "token_ids_identical": f"{ids_ok}/{n}",
+        }
+        results["sets"][set_name] = row
+        st_txt = ", ".join(f"batch {b}: {r:,.0f}" for b, r in st_rate.items())
+        fast_txt = ", ".join(f"{w} proc: {r:,.0f} ({r / st_rate[best_b]:.1f}x)" for w, r in fast_rate.items())
+        print(f"-- {set_name}: {n} texts, {tokens:.0f} tokens avg")
+        print(f"   SentenceTransformer.encode docs/s   {st_txt}")
+        print(f"   fast encoder docs/s (warm)          {fast_txt}")
+        print(f"   fast encoder docs/s (cold, 1st run) {n / cold_s:,.0f}")
+        print(
+            f"   max |fast - {desc['format']} library| = {max_diff:.2e}   max |fast - ST| = {st_diff:.2e}",
+            end="",
+        )
+        print(f"   token ids identical: {ids_ok}/{n}")
+    for enc in fast.values():
+        enc.close()
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark (see the module doc)."""
+    parser = argparse.ArgumentParser(prog="python -m eval.bench.encoder", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--model", action="append", help="model (repeatable); default: random-1024 and standin"
+    )
+    parser.add_argument("--docs", type=int, default=None, help="documents per dataset (default: all)")
+    parser.add_argument("--long", type=int, default=200, help="synthetic long texts (default 200)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per encoder (median reported)")
+    parser.add_argument("--workers", default="1,2", help="fast-encoder process counts to time (default 1,2)")
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path(os.environ.get("STATIC_INGEST_DATA_DIR", "data"))
+    )
+    parser.add_argument("--beir-dir", type=Path, default=BEIR_DIR)
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = parser.parse_args(argv)
+    args.workers = [int(w) for w in args.workers.split(",") if w.strip()]
+    models = args.model or ["random-1024", "standin"]
+
+    info = machine_info()
+    print("machine: " + ", ".join(f"{k}={v}" for k, v in info.items()))
+    sets = {name: load_beir_texts(name, args.docs, args.beir_dir) for name in DATASETS}
+    if args.long:
+        sets["synthetic-long"] = synthetic_long(sets["scifact"] + sets["nfcorpus"], args.long)
+    out = {"machine": info, "models": [bench_model(m, sets, args) for m in models]}
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(out, indent=2, default=str) + "\n", encoding="utf-8")
+        print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,266 @@
+"""The fast exact path of a static model: cached token ids → sparse bag of tokens × table.
+
+A static model's embedding is the mean of its table rows over the text's tokens; after L2
+normalisation only the sum's direction matters. So a batch of texts is a sparse matrix of token
+counts (texts × vocabulary, duplicates summed) times the dense table (torch's `embedding_bag` with
+the counts as weights, faster than scipy's product), then a row normalisation. Token ids come from
+`WordPieceIds` (exact, cached) when the tokenizer allows it, else from the tokenizer's own
+`encode_batch_fast` (exact by construction, parallel in Rust).
+
+With `workers > 1`, large batches are split over that many processes (spawned, each with its own
+caches; a float32 table stored in safetensors is memory-mapped so they share its pages).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import struct
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ingest.wordpiece import WordPieceIds, unsupported_reason
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+log = logging.getLogger(__name__)
+
+# Texts per task sent to a worker process, and the smallest batch worth the round trip.
+POOL_TASK_TEXTS = 512
+POOL_MIN_TEXTS = 1024
+# Texts per sparse product, to bound the memory of the intermediate bag.
+PRODUCT_TEXTS = 8192
+
+
+def normalise_rows(vectors: np.ndarray) -> np.ndarray:
+    """L2-normalise each row in place; an all-zero row stays zero (no NaN).
+
+    Args:
+        vectors: A float32 matrix (n × dim), modified in place.
+
+    Returns:
+        The same array.
+    """
+    norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors, dtype=np.float64))
+    norms[norms == 0] = 1.0
+    vectors /= norms[:, None].astype(vectors.dtype)
+    return vectors
+
+
+def memmap_safetensor(path: Path, key: str) -> np.ndarray | None:
+    """Memory-map one float32 tensor of a safetensors file, without copying it.
+
+    Args:
+        path: The `.safetensors` file.
+        key: The tensor name.
+
+    Returns:
+        A read-only 2-D float32 view of the file, or None when the tensor is missing or not a
+        2-D little-endian float32 array (then load and convert it instead).
+    """
+    with path.open("rb") as fh:
+        (header_len,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(header_len))
+    info = header.get(key)
+    if not info or info.get("dtype") != "F32" or len(info.get("shape", [])) != 2:
+        return None
+    start, end = info["data_offsets"]
+    rows, cols = info["shape"]
+    if end - start != rows * cols * 4:
+        return None
+    mm = np.memmap(path, dtype="<f4", mode="r", offset=8 + header_len + start, shape=(rows, cols))
+    return mm.view(np.ndarray)
+
+
+class FastStaticEncoder:
+    """Encode texts with a static model's table: exact mean pooling, normalised, fast.
+
+    Args:
+        tokenizer: The model's tokenizer (truncation and padding are ignored).
+        table: The embedding table, float32, one row per token id.
+        drop_ids: Token ids left out of the mean (model2vec drops its unknown token).
+        workers: Processes for large batches; 1 encodes in this process. Workers are spawned, so
+            a script using them must guard its entry point (`if __name__ == "__main__":`). On a
+            busy 2-core machine they do not pay off (each has its own caches to warm).
+        loader: A picklable callable returning `(tokenizer_json, table, drop_ids)`, used by
+            worker processes to load the model themselves; required when `workers > 1`.
+
+    Raises:
+        ValueError: on a table that is not 2-D, or `workers > 1` without a loader.
+    """
+
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        table: np.ndarray,
+        *,
+        drop_ids: Sequence[int] = (),
+        workers: int = 1,
+        loader: Callable[[], tuple[str, np.ndarray, list[int]]] | None = None,
+    ) -> None:
+        from tokenizers import Tokenizer as _Tokenizer
+
+        if table.ndim != 2:
+            raise ValueError(f"embedding table must be 2-D, got shape {table.shape}")
+        if workers > 1 and loader is None:
+            raise ValueError("workers > 1 needs a loader the worker processes can call")
+        self.table = table if table.dtype == np.float32 else table.astype(np.float32)
+        self.tokenizer = _Tokenizer.from_str(tokenizer.to_str())
+        self.tokenizer.no_truncation()
+        self.tokenizer.no_padding()
+        self.drop_ids = sorted(set(drop_ids))
+        self._keep: np.ndarray | None = None
+        if self.drop_ids:
+            self._keep = np.ones(self.table.shape[0], dtype=np.float32)
+            self._keep[[i for i in self.drop_ids if i < self.table.shape[0]]] = 0.0
+        self.unsupported = unsupported_reason(self.tokenizer)
+        self._ids = WordPieceIds(self.tokenizer) if self.unsupported is None else None
+        self.workers = max(1, workers)
+        self._loader = loader
+        self._pool: Executor | None = None
+        self._tensor: Any = None
+
+    @property
+    def strategy(self) -> str:
+        """`wordpiece-cache` (cached exact re-implementation) or `tokenizer-batch` (Rust tokenizer)."""
+        return "wordpiece-cache" if self._ids is not None else "tokenizer-batch"
+
+    def flat_ids(self, texts: Sequence[str]) -> tuple[list[int], list[int]]:
+        """All token ids of `texts` concatenated, and the end offset of each text's ids."""
+        if self._ids is not None:
+            return self._ids.batch(texts)
+        flat: list[int] = []
+        ends: list[int] = []
+        for enc in self.tokenizer.encode_batch_fast(list(texts), add_special_tokens=False):
+            flat.extend(enc.ids)
+            ends.append(len(flat))
+        return flat, ends
+
+    def token_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Each text's token ids, as `tokenizer.encode(text, add_special_tokens=False).ids`."""
+        flat, ends = self.flat_ids(texts)
+        return [flat[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Each text's number of tokens (no special tokens, no truncation, unknown tokens counted)."""
+        _, ends = self.flat_ids(texts)
+        return np.diff(np.asarray([0, *ends], dtype=np.int64)).tolist()
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode texts: mean of table rows over tokens, L2-normalised.
+
+        Args:
+            texts: The texts; an empty text (or one with no kept token) gives a zero vector.
+
+        Returns:
+            A float32 array (len(texts) × dim).
+
+        Raises:
+            ValueError: if the tokenizer yields an id outside the table.
+        """
+        texts = list(texts)
+        if self.workers > 1 and len(texts) >= POOL_MIN_TEXTS:
+            return self._encode_in_pool(texts)
+        parts = [self._encode_here(texts[i : i + PRODUCT_TEXTS]) for i in range(0, len(texts), PRODUCT_TEXTS)]
+        if not parts:
+            return np.zeros((0, self.table.shape[1]), dtype=np.float32)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _table_tensor(self) -> Any:
+        if self._tensor is None:
+            import torch
+
+            with warnings.catch_warnings():
+                # A memory-mapped table is read-only; embedding_bag only reads it.
+                warnings.simplefilter("ignore", UserWarning)
+                self._tensor = torch.from_numpy(self.table)
+        return self._tensor
+
+    def _encode_here(self, texts: list[str]) -> np.ndarray:
+        import torch
+        from scipy.sparse import csr_matrix
+
+        flat, ends = self.flat_ids(texts)
+        vocab = self.table.shape[0]
+        indices = np.array(flat, dtype=np.int32)
+        if indices.size and int(indices.max()) >= vocab:
+            raise ValueError(
+                f"token id {int(indices.max())} is outside the embedding table ({vocab} rows): "
+                "the tokenizer and the weights do not belong together"
+            )
+        indptr = np.zeros(len(texts) + 1, dtype=np.int64)
+        indptr[1:] = ends
+        data = np.ones(indices.size, dtype=np.float32) if self._keep is None else self._keep[indices]
+        bag = csr_matrix((data, indices, indptr), shape=(len(texts), vocab))
+        bag.sum_duplicates()  # one (token, count) pair per distinct token of a text
+        with torch.inference_mode():
+            sums = torch.nn.functional.embedding_bag(
+                torch.from_numpy(bag.indices.astype(np.int64)),
+                self._table_tensor(),
+                torch.from_numpy(bag.indptr[:-1].astype(np.int64)),
+                mode="sum",
+                per_sample_weights=torch.from_numpy(bag.data),
+            )
+        return normalise_rows(sums.numpy())
+
+    def _encode_in_pool(self, texts: list[str]) -> np.ndarray:
+        pool = self._ensure_pool()
+        size = min(POOL_TASK_TEXTS, math.ceil(len(texts) / self.workers))
+        parts = list(pool.map(_worker_encode, [texts[i : i + size] for i in range(0, len(texts), size)]))
+        return np.concatenate(parts)
+
+    def _ensure_pool(self) -> Executor:
+        if self._pool is None:
+            if self._loader is None:
+                raise ValueError("worker processes need a loader")
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=mp.get_context("spawn"),
+                initializer=partial(_worker_init, self._loader),
+            )
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the worker processes, if any were started."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+    def describe(self) -> dict[str, Any]:
+        """The fast path's settings, for the model description."""
+        return {
+            "strategy": self.strategy,
+            "unsupported_reason": self.unsupported,
+            "workers": self.workers,
+            "dropped_token_ids": self.drop_ids,
+        }
+
+
+_WORKER: FastStaticEncoder | None = None
+
+
+def _worker_init(loader: Callable[[], tuple[str, np.ndarray, list[int]]]) -> None:
+    global _WORKER
+    import torch
+    from tokenizers import Tokenizer
+
+    torch.set_num_threads(1)  # the workers already use every core between them
+    tokenizer_json, table, drop_ids = loader()
+    _WORKER = FastStaticEncoder(Tokenizer.from_str(tokenizer_json), table, drop_ids=drop_ids)
+
+
+def _worker_encode(texts: list[str]) -> np.ndarray:
+    if _WORKER is None:
+        raise RuntimeError("worker process was not initialised")
+    return _WORKER.encode(texts)

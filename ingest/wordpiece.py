@@ -1,0 +1,317 @@
+"""Exact token ids of BERT-style WordPiece tokenizers, computed with caches instead of per text.
+
+A static model only needs the token ids of a text, and a `BertNormalizer` + `BertPreTokenizer` +
+`WordPiece` tokenizer (bert-base-uncased and its kin) gives every whitespace-separated chunk of a
+text the same ids wherever it occurs: normalisation works character by character, the
+pre-tokenizer never joins across whitespace, and WordPiece sees one pre-token at a time. So the ids
+of a text are the concatenation of the ids of its chunks, and a corpus repeats its chunks a lot.
+
+`WordPieceIds` splits a text on whitespace in C (`str.split`) and looks every chunk up in a cache;
+a miss normalises the chunk with a per-character table built from the tokenizer's own normalizer
+and pre-tokenizer (so Unicode tables are the tokenizer's, not Python's), then runs the tokenizer's
+own WordPiece model on each word (cached too). The few inputs where the chunk argument does not
+hold are handed to the tokenizer itself:
+
+- text with a character Python treats as whitespace but the normalizer does not turn into a space
+  (`\\x1c`-`\\x1f`, `\\x85`, ...): removed first when the normalizer removes it, else the whole text
+  goes to the tokenizer;
+- a chunk holding an added token (`[MASK]`, ...) or a character whose canonical decomposition
+  the normalizer could reorder (combining marks that are not non-spacing: accent stripping keeps
+  them, and Unicode ordering may move them);
+- a text where removing such characters would bring an added token together (`[MA\\x1cSK]`).
+
+Tokenizers with an added token containing whitespace, or matched after normalisation, are not
+supported (`unsupported_reason`): the encoder then uses the tokenizer itself.
+
+`tests/test_fast_encoder.py` checks ids against `Tokenizer.encode` on adversarial text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+import unicodedata
+from collections.abc import Iterable, Sequence
+from functools import cache
+from itertools import chain
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+SUPPORTED_NORMALIZERS = ("BertNormalizer", "Lowercase")
+# Caches are dropped (not evicted one by one) when they outgrow this many entries.
+MAX_CACHE_ENTRIES = 500_000
+
+
+def unsupported_reason(tokenizer: Tokenizer) -> str | None:
+    """Say why `WordPieceIds` cannot reproduce a tokenizer exactly, or None when it can.
+
+    Args:
+        tokenizer: The tokenizer to check.
+
+    Returns:
+        None if the tokenizer is a WordPiece model behind a BERT pre-tokenizer and a
+        character-wise normalizer (BertNormalizer, Lowercase, a Sequence of them, or none), with
+        no added token that is matched after normalisation; else a short reason.
+    """
+    spec = json.loads(tokenizer.to_str())
+    model = (spec.get("model") or {}).get("type")
+    if model != "WordPiece":
+        return f"tokenizer model is {model}, not WordPiece"
+    pre = spec.get("pre_tokenizer") or {}
+    if pre.get("type") != "BertPreTokenizer":
+        return f"pre-tokenizer is {pre.get('type')}, not BertPreTokenizer"
+    norm = spec.get("normalizer")
+    parts = [] if norm is None else norm.get("normalizers", []) if norm.get("type") == "Sequence" else [norm]
+    for part in parts:
+        if part.get("type") not in SUPPORTED_NORMALIZERS:
+            return f"normalizer {part.get('type')} is not character-wise (supported: {SUPPORTED_NORMALIZERS})"
+    for added in spec.get("added_tokens") or []:
+        if added.get("normalized"):
+            return f"added token {added.get('content')!r} is matched after normalisation"
+        if any(ch.isspace() for ch in added.get("content", "")):
+            return f"added token {added.get('content')!r} contains whitespace"
+    return None
+
+
+@cache
+def _python_spaces() -> tuple[int, ...]:
+    """Code points `str.split()` splits on."""
+    return tuple(cp for cp in range(0x110000) if chr(cp).isspace())
+
+
+@cache
+def _reorderable_class() -> str:
+    """A regex class of the code points whose NFD holds a kept combining mark (or unknown to Python).
+
+    Accent stripping drops non-spacing marks (Mn) after canonical reordering; other combining
+    marks (Mc with a non-zero class) survive and may be reordered, which breaks the
+    character-by-character table. Code points unassigned in Python's Unicode tables are included
+    because the tokenizer's newer tables may assign them.
+    """
+    cps: list[int] = []
+    for cp in range(0x80, 0x110000):
+        ch = chr(cp)
+        cat = unicodedata.category(ch)
+        if cat == "Cs":
+            continue
+        if cat == "Cn" or any(
+            unicodedata.combining(d) and unicodedata.category(d) != "Mn"
+            for d in unicodedata.normalize("NFD", ch)
+        ):
+            cps.append(cp)
+    ranges: list[tuple[int, int]] = []
+    for cp in cps:
+        if ranges and ranges[-1][1] == cp - 1:
+            ranges[-1] = (ranges[-1][0], cp)
+        else:
+            ranges.append((cp, cp))
+    return "".join(
+        re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges
+    )
+
+
+class _CharTable(dict[int, str]):
+    """Code point → its normalised form, spaced so that `str.split` gives the pre-tokens.
+
+    Filled lazily from the tokenizer's own normalizer and pre-tokenizer, one character at a time.
+    """
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        super().__init__()
+        self._normalizer = tokenizer.normalizer
+        self._pre = tokenizer.pre_tokenizer
+
+    def normalise(self, ch: str) -> str:
+        """The tokenizer's normalisation of one character."""
+        return self._normalizer.normalize_str(ch) if self._normalizer is not None else ch
+
+    def char_class(self, ch: str) -> str:
+        """How the pre-tokenizer treats a normalised character: `space`, `punct` or `word`."""
+        pieces = [p for p, _ in self._pre.pre_tokenize_str(f"a{ch}a")]
+        if pieces == ["a", "a"]:
+            return "space"
+        if pieces == ["a", ch, "a"]:
+            return "punct"
+        return "word"
+
+    def __missing__(self, cp: int) -> str:
+        out = []
+        for ch in self.normalise(chr(cp)):
+            kind = self.char_class(ch)
+            out.append(" " if kind == "space" else f" {ch} " if kind == "punct" else ch)
+        value = "".join(out)
+        self[cp] = value
+        return value
+
+
+class _WordIds(dict[str, tuple[int, ...]]):
+    """Pre-token → WordPiece ids, from the tokenizer's own model."""
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        super().__init__()
+        self._model = tokenizer.model
+
+    def __missing__(self, word: str) -> tuple[int, ...]:
+        if len(self) >= MAX_CACHE_ENTRIES:
+            self.clear()
+        ids = tuple(t.id for t in self._model.tokenize(word))
+        self[word] = ids
+        return ids
+
+
+class _ChunkIds(dict[str, tuple[int, ...]]):
+    """Whitespace-free chunk of raw text → token ids."""
+
+    def __init__(self, tokenizer: Tokenizer, table: _CharTable, words: _WordIds, exact_re: re.Pattern[str]):
+        super().__init__()
+        self._tokenizer = tokenizer
+        self._table = table
+        self._words = words
+        self._exact_re = exact_re
+
+    def __missing__(self, chunk: str) -> tuple[int, ...]:
+        if len(self) >= MAX_CACHE_ENTRIES:
+            self.clear()
+        if self._exact_re.search(chunk):
+            ids = tuple(self._tokenizer.encode(chunk, add_special_tokens=False).ids)
+        else:
+            ids = tuple(
+                chain.from_iterable(map(self._words.__getitem__, chunk.translate(self._table).split()))
+            )
+        self[chunk] = ids
+        return ids
+
+
+class WordPieceIds:
+    """Token ids identical to `tokenizer.encode(text, add_special_tokens=False).ids`, fast.
+
+    Args:
+        tokenizer: A supported tokenizer (see `unsupported_reason`); truncation and padding are
+            ignored: ids always cover the whole text.
+
+    Raises:
+        ValueError: if the tokenizer is not supported.
+    """
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        from tokenizers import Tokenizer as _Tokenizer
+
+        reason = unsupported_reason(tokenizer)
+        if reason is not None:
+            raise ValueError(f"WordPieceIds cannot reproduce this tokenizer: {reason}")
+        self._tokenizer = _Tokenizer.from_str(tokenizer.to_str())
+        self._tokenizer.no_truncation()
+        self._tokenizer.no_padding()
+        self._table = _CharTable(self._tokenizer)
+        for cp in range(128):
+            self._table.__missing__(cp)  # fill the ASCII entries up front
+        self._words = _WordIds(self._tokenizer)
+        added = [t["content"] for t in json.loads(self._tokenizer.to_str()).get("added_tokens") or []]
+        added_alts = [re.escape(a) for a in sorted(added, key=len, reverse=True) if a]
+        # Case-insensitive: lowercasing must not create an added token the raw text did not hold.
+        self._added_re = re.compile("|".join(added_alts), re.IGNORECASE) if added_alts else None
+        exact = re.compile("|".join([*added_alts, f"[{_reorderable_class()}]"]))
+        self._chunks = _ChunkIds(self._tokenizer, self._table, self._words, exact)
+        # ASCII text is lowercased before lookup (more cache hits) when the normalizer lowercases
+        # anyway, unless it may hold an added token (matched case-sensitively on the raw text).
+        self._lower_ascii = all(self._table[ord(c)] == c.lower() for c in string.ascii_uppercase)
+        self._added_starts = sorted({c for a in added if a for c in (a[0].lower(), a[0].upper())})
+        self._odd_delete, self._odd_whole = self._odd_whitespace()
+        odd = "".join(re.escape(chr(c)) for c in sorted(self._odd_delete | self._odd_whole))
+        self._odd_re = re.compile(f"[{odd}]") if odd else None
+        whole = "".join(re.escape(chr(c)) for c in sorted(self._odd_whole))
+        self._whole_re = re.compile(f"[{whole}]") if whole else None
+        delete = "".join(re.escape(chr(c)) for c in sorted(self._odd_delete))
+        self._delete_re = re.compile(f"[{delete}]") if delete else None
+
+    def _odd_whitespace(self) -> tuple[set[int], set[int]]:
+        """Characters `str.split` splits on but the normaliser does not turn into whitespace.
+
+        Returns:
+            (removed by the normalizer: delete them before splitting,
+             kept as non-space: such a text goes to the tokenizer whole).
+        """
+        delete: set[int] = set()
+        whole: set[int] = set()
+        for cp in _python_spaces():
+            value = self._table[cp]
+            if value == "":
+                delete.add(cp)
+            elif value.strip(" "):
+                whole.add(cp)
+        return delete, whole
+
+    def ids(self, text: str) -> list[int]:
+        """The token ids of one text."""
+        flat, _ = self.batch([text])
+        return flat
+
+    def batch(self, texts: Iterable[str]) -> tuple[list[int], list[int]]:
+        """Token ids of many texts, concatenated.
+
+        Args:
+            texts: The texts.
+
+        Returns:
+            (all ids in order, the end offset of each text's ids in that list).
+        """
+        flat: list[int] = []
+        ends: list[int] = []
+        extend = flat.extend
+        get = self._chunks.__getitem__
+        starts = self._added_starts
+        added_re = self._added_re
+        lower = self._lower_ascii
+        odd_re = self._odd_re
+        whole_re = self._whole_re
+        delete_re = self._delete_re
+        for text in texts:
+            if (
+                lower
+                and text.isascii()
+                and (added_re is None or not any(s in text for s in starts) or not added_re.search(text))
+            ):
+                text = text.lower()
+            if odd_re is not None and not text.isprintable() and odd_re.search(text):
+                cleaned = delete_re.sub("", text) if delete_re is not None else text
+                # The tokenizer matches added tokens before removing characters: "[MA\x1cSK]" is no [MASK].
+                if (whole_re is not None and whole_re.search(text)) or (
+                    added_re is not None and added_re.search(cleaned)
+                ):
+                    extend(self._tokenizer.encode(text, add_special_tokens=False).ids)
+                    ends.append(len(flat))
+                    continue
+                text = cleaned
+            extend(chain.from_iterable(map(get, text.split())))
+            ends.append(len(flat))
+        return flat, ends
+
+    def cache_sizes(self) -> dict[str, int]:
+        """Entries in each cache (chunks, words, characters), for diagnostics."""
+        return {"chunks": len(self._chunks), "words": len(self._words), "chars": len(self._table)}
+
+
+def token_ids_reference(tokenizer: Tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    """The tokenizer's own ids (no special tokens, no truncation), to compare against."""
+    from tokenizers import Tokenizer as _Tokenizer
+
+    tok = _Tokenizer.from_str(tokenizer.to_str())
+    tok.no_truncation()
+    tok.no_padding()
+    return [e.ids for e in tok.encode_batch(list(texts), add_special_tokens=False)]
+
+
+def describe_tokenizer(tokenizer: Tokenizer) -> dict[str, Any]:
+    """Short description of a tokenizer's pipeline: model, normalizer, pre-tokenizer, vocab size."""
+    spec = json.loads(tokenizer.to_str())
+    norm = spec.get("normalizer")
+    pre = spec.get("pre_tokenizer")
+    return {
+        "model": (spec.get("model") or {}).get("type"),
+        "normalizer": None if norm is None else norm.get("type"),
+        "pre_tokenizer": None if pre is None else pre.get("type"),
+        "vocab_size": tokenizer.get_vocab_size(),
+    }

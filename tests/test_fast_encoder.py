@@ -1,0 +1,222 @@
+"""The fast exact encoder against the libraries it reproduces: token ids and normalised vectors."""
+
+from __future__ import annotations
+
+import json
+import random
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tokenizers import Tokenizer
+
+from ingest.encoding import Encoder, load_encoder
+from ingest.fast_encoder import FastStaticEncoder, normalise_rows
+from ingest.models import build_random_static_model, teacher_tokenizer
+from ingest.wordpiece import WordPieceIds, token_ids_reference, unsupported_reason
+
+BEIR_DIR = Path(__file__).resolve().parents[2] / "shared" / "beir"
+
+LONG_WORD = "pneumonoultramicroscopicsilicovolcanoconiosis" * 3  # > max_input_chars_per_word (100)
+VARIED = [
+    "",
+    " ",
+    "\t\n  \r\n",
+    "Hello, World!",
+    "The QUICK brown fox — jumps over the lazy dog...",
+    "naïve café résumé Ångström Øresund São Paulo façade coöperate",
+    "e\u0301 combining acute, a\u0308\u0323 stacked marks, \u0301 leading mark",
+    "中文分词测试：这是一个句子。日本語のテキスト、カタカナ。한국어 문장입니다.",
+    "emoji 🎉🚀 👩‍👩‍👧 ❤️ flags 🇫🇷 and ☃ snowman",
+    "punctuation runs!!!??? ...,,,;;;::: ((([[[{{{}}}]]]))) --- ___ ~~~ @@@ ### $$$ %%% ^^^ &&& ***",
+    "«quotes» „German“ “curly” ‘single’ ‹angle› 「括弧」 ¿Qué? ¡Sí! § ¶ † ‡ • ‰ ′ ″",
+    "control\x00chars\x01in\x07the\x08middle\x7f and\x1b[31mansi\x1b[0m",
+    "odd\x0bvertical\x0ctab \x1cfile\x1dgroup\x1erecord\x1funit sep \x85nel",
+    "unicode spaces:\xa0nbsp\u2000en\u2003em\u2009thin\u200bzw\u202fnnbsp\u205fmm\u3000ideo\u2028ls\u2029ps",
+    "zero\u200dwidth\u200cjoiners and soft\xadhyphen and bom\ufeffmark and \ufffd replacement",
+    "ΣΊΣΥΦΟΣ final sigma ΟΔΟΣ, İstanbul DİYARBAKIR, straße STRASSE, ﬁne ﬂow ﬀ, ǅungla",
+    "ＦＵＬＬＷＩＤＴＨ ｌｅｔｔｅｒｓ １２３ and ⅫⅣ roman ① circled ㈱",
+    "Arabic: مرحبا بالعالم. Hebrew: שלום עולם! Devanagari: नमस्ते दुनिया। Thai: สวัสดีชาวโลก",
+    "Kawi 𑼄𑽁𑼅 musical 𝅘𝅥𝅮 𝅗𝅥 𝆹𝅥𝅯 and 𝅘𝅥𝅥𝅭 Vietnamese 𖿰𖿱 math 𝐀𝐁𝐂 𝔸𝔹",
+    "special tokens [MASK] [CLS] x[SEP]y [PAD][UNK] [mask] [ MASK ] [MASK",
+    "Mixed [Case] With Brackets And UPPER words, ümlaut Über",
+    f"a very long word {LONG_WORD} and {LONG_WORD[:99]} and {LONG_WORD[:101]}",
+    "URLs https://example.com/path?q=1&x=y#frag, e-mail a.b@c.org, ids BRCA1/2 p53 IL-6 10.1000/xyz123",
+    "numbers 3.14159 1,000,000 −42 ±0.5 1e-10 50% 2×3 ½ ¾ ²³ µg/mL °C",
+    "tokens unlikely in vocab: ꙮ ᚠᛇᚻ 𓀀 ⵣ ߷ ᎠᏍᎦ",
+    "\ud7ff\ue000 private use \U000f0000 and noncharacters \ufdd0\uffff",
+    " ".join(["the cell biology of p53 signalling"] * 150),
+]
+
+
+@pytest.fixture(scope="module")
+def beir_sample() -> list[str]:
+    """First 300 SciFact documents as `title + " " + text`."""
+    with zipfile.ZipFile(BEIR_DIR / "scifact.zip") as zf, zf.open("scifact/corpus.jsonl") as fh:
+        docs = [json.loads(line) for _, line in zip(range(300), fh, strict=False)]
+    return [(d["title"] + " " + d["text"]).strip() for d in docs]
+
+
+def _fuzz_texts(n: int, seed: int) -> list[str]:
+    """Random texts over a pool mixing ASCII, accents, marks, CJK, emoji, controls and spaces."""
+    rng = random.Random(seed)
+    pools = [
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+        " \t\n\r\x0b\x0c\x1c\x85\xa0\u2003\u3000",
+        "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~¡¿«»—–…·",
+        "àáâãäåæçèéêëìíîïñòóôõöøùúûüýÿĀāĂăĄąİıŒœŠšŸŽž",
+        "\u0300\u0301\u0308\u0323\u093e\u094d\u0e31\U0001d165\U0001d16d\U00011f41",
+        "中文字符日本語한국어ㄱ",
+        "🎉🚀❤️👩‍👧🇫🇷\u200d\ufe0f",
+        "\x00\x01\x7f\u200b\u200c\u00ad\ufeff\ufffd",
+        "ΣσςΑΩ",
+    ]
+    out = []
+    for _ in range(n):
+        length = rng.randint(0, 80)
+        out.append("".join(rng.choice(rng.choice(pools)) for _ in range(length)))
+    return out
+
+
+def test_token_ids_identical_on_varied_text(small_encoder: Encoder) -> None:
+    ref = token_ids_reference(small_encoder.tokenizer, VARIED)
+    got = small_encoder.token_ids(VARIED)
+    for text, a, b in zip(VARIED, got, ref, strict=True):
+        assert a == b, f"ids differ for {text[:60]!r}"
+    assert small_encoder.count_tokens(VARIED) == [len(r) for r in ref]
+    assert any(100 in r for r in ref), "the list must exercise [UNK]"
+    assert max(len(r) for r in ref) > 512, "the list must hold a text longer than 512 tokens"
+
+
+def test_token_ids_identical_on_fuzz(small_encoder: Encoder) -> None:
+    texts = _fuzz_texts(400, seed=7)
+    assert small_encoder.token_ids(texts) == token_ids_reference(small_encoder.tokenizer, texts)
+
+
+def test_added_tokens_match_case_sensitively_like_the_tokenizer() -> None:
+    from tokenizers import AddedToken
+
+    tokenizer = teacher_tokenizer()
+    tokenizer.add_tokens([AddedToken("zzqx", normalized=False), AddedToken("<Doc>", normalized=False)])
+    texts = [
+        "ZZQX zzqx Zzqx xzzqxy",
+        "A <Doc> and <doc> and <DOC>",
+        "plain Text",
+        "[MASK] [Mask]",
+        "[MA\x1cSK] and [MASK\x1c] zz\x1dqx [MA\x00SK] zz\x00qx",
+    ]
+    flat, ends = WordPieceIds(tokenizer).batch(texts)
+    got = [flat[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+    ref = token_ids_reference(tokenizer, texts)
+    assert got == ref
+    assert ref[0].count(tokenizer.token_to_id("zzqx")) == 2  # "zzqx" alone and inside "xzzqxy"
+    spaced = teacher_tokenizer()
+    spaced.add_tokens([AddedToken("new york", normalized=False)])
+    assert unsupported_reason(spaced) == "added token 'new york' contains whitespace"
+
+
+def test_every_code_point_tokenises_identically() -> None:
+    tokenizer = teacher_tokenizer()
+    ids = WordPieceIds(tokenizer)
+    # Every BMP code point (surrogates excepted), a sample of the others (VARIED covers the
+    # astral characters that matter: emoji, musical symbols, Kawi). 24 code points per text, each
+    # inside a word, alone, and after an uppercase letter.
+    cps = [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF and (c < 0x10000 or c % 23 == 0)]
+    texts = [
+        " ".join(f"a{chr(c)}b {chr(c)} Q{chr(c)}" for c in cps[i : i + 24]) for i in range(0, len(cps), 24)
+    ]
+    flat, ends = ids.batch(texts)
+    ref = token_ids_reference(tokenizer, texts)
+    got = [flat[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
+    bad = [t for t, g, r in zip(texts, got, ref, strict=True) if g != r]
+    assert not bad, f"{len(bad)} texts differ, first: {bad[0][:80]!r}"
+
+
+def test_fast_equals_sentence_transformers(small_encoder: Encoder, beir_sample: list[str]) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    st = SentenceTransformer(str(small_encoder.location.path), device="cpu")
+    texts = VARIED + _fuzz_texts(100, seed=3) + beir_sample
+    ref = np.asarray(st.encode(texts, normalize_embeddings=True), dtype=np.float32)
+    got = small_encoder.encode(texts)
+    assert got.dtype == np.float32 and got.shape == (len(texts), 64)
+    assert np.abs(got - ref).max() < 1e-5
+    # ST's own token ids (what its EmbeddingBag averages) match ours.
+    st_ids = [e.ids for e in st[0].tokenizer.encode_batch(texts, add_special_tokens=False)]
+    assert small_encoder.token_ids(texts) == st_ids
+
+
+def test_empty_and_tokenless_texts_give_zero_vectors(small_encoder: Encoder) -> None:
+    vecs = small_encoder.encode(["", "   ", "\x00\x01", "word", "\u0301"])
+    norms = np.linalg.norm(vecs, axis=1)
+    assert not np.isnan(vecs).any()
+    np.testing.assert_allclose(norms, [0, 0, 0, 1, 0], atol=1e-6)
+    assert small_encoder.encode([]).shape == (0, 64)
+
+
+def test_model2vec_semantics_on_standin(standin_dir: Path, beir_sample: list[str]) -> None:
+    from model2vec import StaticModel
+
+    enc = load_encoder(str(standin_dir), data_dir=standin_dir.parents[1])
+    assert enc.describe()["format"] == "model2vec"
+    unk = enc.tokenizer.token_to_id("[UNK]")
+    assert enc.describe()["dropped_token_ids"] == [unk]
+    texts = VARIED + beir_sample[:100]
+    model = StaticModel.from_pretrained(str(standin_dir), quantize_to="float32", force_download=False)
+    ref = model.encode(texts, max_length=None, use_multiprocessing=False, normalize=True)
+    got = enc.encode(texts)
+    assert np.abs(got - ref).max() < 1e-5
+    # Model2Vec's ids are the tokenizer's without [UNK]; ours are the tokenizer's.
+    ours = enc.token_ids(texts)
+    model.max_length = None  # its tokenizer truncates at 512 unless told otherwise
+    assert [[i for i in ids if i != unk] for ids in ours] == model.tokenize(texts)
+    assert ours == token_ids_reference(enc.tokenizer, texts)
+    # A text of unknown tokens only has nothing to average: zero vector, as in Model2Vec.
+    only_unk = enc.encode(["☃ ꙮ"])
+    assert enc.token_ids(["☃ ꙮ"]) == [[unk, unk]] and not only_unk.any()
+
+
+def test_plain_path_matches_fast_path(small_encoder: Encoder, tmp_path: Path) -> None:
+    plain = load_encoder(str(small_encoder.location.path), data_dir=tmp_path, fast=False)
+    assert plain.describe()["fast_path"] is None
+    np.testing.assert_allclose(plain.encode(VARIED), small_encoder.encode(VARIED), atol=1e-5)
+
+
+def test_other_tokenizer_types_use_the_tokenizer(tmp_path: Path) -> None:
+    from tokenizers import models, normalizers, pre_tokenizers, trainers
+
+    bpe = Tokenizer(models.BPE(unk_token="[UNK]"))
+    bpe.normalizer = normalizers.NFKC()
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel()
+    bpe.train_from_iterator(VARIED * 3, trainers.BpeTrainer(vocab_size=400, special_tokens=["[UNK]"]))
+    assert unsupported_reason(bpe) is not None
+    path = build_random_static_model(tmp_path / "bpe", dim=16, tokenizer=bpe)
+    enc = load_encoder(str(path), data_dir=tmp_path)
+    assert enc.describe()["fast_path"] == "tokenizer-batch"
+    np.testing.assert_allclose(enc.encode(VARIED), enc.plain_encode(VARIED), atol=1e-5)
+    assert enc.token_ids(VARIED) == token_ids_reference(bpe, VARIED)
+
+
+def test_worker_processes_give_the_same_vectors(
+    small_encoder: Encoder, beir_sample: list[str], tmp_path: Path
+) -> None:
+    texts = (beir_sample * 4)[:1100] + VARIED
+    pooled = load_encoder(str(small_encoder.location.path), data_dir=tmp_path, workers=2)
+    try:
+        assert pooled.describe()["workers"] == 2
+        np.testing.assert_array_equal(pooled.encode(texts), small_encoder.encode(texts))
+    finally:
+        pooled.close()
+
+
+def test_fast_encoder_rejects_ids_outside_the_table() -> None:
+    enc = FastStaticEncoder(teacher_tokenizer(), np.ones((10, 4), dtype=np.float32))
+    with pytest.raises(ValueError, match="outside the embedding table"):
+        enc.encode(["hello world"])
+
+
+def test_normalise_rows_is_zero_safe() -> None:
+    vecs = np.array([[3.0, 4.0], [0.0, 0.0]], dtype=np.float32)
+    out = normalise_rows(vecs)
+    np.testing.assert_allclose(out, [[0.6, 0.8], [0.0, 0.0]])
