@@ -1,0 +1,82 @@
+"""Search modes, chunk → document aggregation and the numpy exact search (no store needed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from eval.aggregate import distinct_docs, max_by_doc
+from eval.search import exact_numpy_search, initial_chunk_limit, modes_for
+from ingest.config import CollectionSpec
+from ingest.errors import InputError
+from ingest.stores.base import Hit
+
+
+def test_modes_for_float_collection() -> None:
+    modes = modes_for(CollectionSpec(dim=256, quantization="none"))
+    assert [m.name for m in modes] == ["exact", "hnsw"]
+    assert modes[0].params.exact and modes[0].params.ignore_quantization
+    assert not modes[1].params.exact and modes[1].params.rescore is None
+
+
+def test_modes_for_binary_collection() -> None:
+    modes = modes_for(CollectionSpec(dim=64, quantization="binary"), oversampling=(1, 2, 4))
+    assert [m.name for m in modes] == [
+        "exact",
+        "hnsw",
+        "no-rescore",
+        "rescore-x1",
+        "rescore-x2",
+        "rescore-x4",
+    ]
+    by_name = {m.name: m for m in modes}
+    assert by_name["no-rescore"].params.rescore is False
+    assert by_name["rescore-x4"].params.rescore is True
+    assert by_name["rescore-x4"].params.oversampling == 4.0
+    assert "no rescoring" in by_name["no-rescore"].description
+
+
+def test_max_by_doc_keeps_best_chunk() -> None:
+    hits = [
+        Hit("p1", 0.4, {"doc_id": "a"}),
+        Hit("p2", 0.9, {"doc_id": "b"}),
+        Hit("p3", 0.7, {"doc_id": "a"}),
+        Hit("p4", 0.1, {"doc_id": "c"}),
+    ]
+    assert max_by_doc(hits) == {"b": 0.9, "a": 0.7, "c": 0.1}
+    assert list(max_by_doc(hits)) == ["b", "a", "c"]
+    assert distinct_docs(hits) == 3
+
+
+def test_hit_without_doc_id_is_an_actionable_error() -> None:
+    with pytest.raises(InputError, match="re-ingest"):
+        max_by_doc([Hit("p1", 0.4, {"text": "x"})])
+
+
+def test_initial_limit() -> None:
+    assert initial_chunk_limit(100, 1.0) == 125  # 100 × 1 × 1.25
+    assert initial_chunk_limit(100, 2.4) == 300  # 100 × 2.4 × 1.25
+    assert initial_chunk_limit(100, 0.5) == 125  # never below one chunk per doc
+
+
+def test_exact_numpy_search_matches_full_sort() -> None:
+    rng = np.random.default_rng(0)
+    docs = rng.normal(size=(1000, 16)).astype(np.float32)
+    docs /= np.linalg.norm(docs, axis=1, keepdims=True)
+    queries = docs[:5] + rng.normal(scale=0.1, size=(5, 16)).astype(np.float32)
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    ids = [f"d{i}" for i in range(1000)]
+    got = exact_numpy_search(queries, docs, ids, 20, block=97)
+    full = queries @ docs.T
+    for i in range(5):
+        expected = [ids[j] for j in np.argsort(-full[i])[:20]]
+        assert list(got[i]) == expected
+        assert got[i][expected[0]] == pytest.approx(float(full[i].max()), abs=1e-6)
+
+
+def test_exact_numpy_search_max_pools_chunks() -> None:
+    docs = np.array([[1.0, 0.0], [0.6, 0.8], [0.8, 0.6]], dtype=np.float32)
+    got = exact_numpy_search(np.array([[1.0, 0.0]], dtype=np.float32), docs, ["a", "b", "a"], 3)
+    assert got[0] == pytest.approx({"a": 1.0, "b": 0.6})
+    with pytest.raises(ValueError):
+        exact_numpy_search(np.ones((1, 3), dtype=np.float32), docs, ["a", "b", "a"], 3)
