@@ -85,6 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-text", action="store_true", help="do not store the chunk text in the payload")
     p.add_argument(
+        "--workers",
+        type=int,
+        help="processes that chunk and encode while this one reads and upserts; 0 (default) = automatic: "
+        "one for corpora of 20,000 documents or more (or of unknown size) on 2+ cores, else none",
+    )
+    p.add_argument(
         "--on-error",
         choices=["fail", "skip"],
         help="bad records: stop (default) or skip them into rejected.jsonl in the run directory",
@@ -97,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--id-col", help="id column for Parquet / HF datasets (default id)")
     p.add_argument("--text-col", help="text column for Parquet / HF datasets (default text)")
     p.add_argument("--title-col", help="title column for Parquet / HF datasets (default title; '' for none)")
+    p.add_argument(
+        "--name",
+        help="dataset name used in collection names and point ids (default: the BEIR "
+        "name, or the file/folder stem)",
+    )
     p.add_argument("--timeout", type=float, help="server request timeout in seconds (default 60)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -163,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
             text_col=args.text_col,
             title_col=args.title_col,
             timeout_s=args.timeout,
+            workers=args.workers,
+            name=args.name,
         )
         summary = run_ingest(args.target, cfg, progress=not args.no_progress)
     except IngestError as exc:

@@ -118,8 +118,12 @@ def test_engine_reports_quantization_and_index_config(store: EdgeStore) -> None:
             dim=16, quantization="scalar", scalar_quantile=0.95, always_ram=False, hnsw_m=8, on_disk=True
         ),
     )
-    bq_spec = CollectionSpec(dim=16, quantization="binary", binary_encoding="two_bits")
+    bq_spec = CollectionSpec(
+        dim=16, quantization="binary", binary_encoding="two_bits", full_scan_threshold=None
+    )
     store.ensure_collection("bq", bq_spec, defer_index=False)
+    store.ensure_collection("dflt", CollectionSpec(dim=16))
+    assert store.collection_spec("dflt")["full_scan_threshold"] == 10  # the spec's default: HNSW is measured
     sq, bq = store.collection_spec("sq"), store.collection_spec("bq")
     assert (sq["quantization"], sq["scalar_quantile"], sq["always_ram"], sq["hnsw_m"], sq["on_disk"]) == (
         "scalar",
@@ -134,7 +138,7 @@ def test_engine_reports_quantization_and_index_config(store: EdgeStore) -> None:
         10_000,
     )
     assert sq["wal"] is False and sq["indexing_threshold_kb"] == 0 and bq["indexing_threshold_kb"] == 1
-    assert store.list_collections() == ["bq", "sq"]
+    assert store.list_collections() == ["bq", "dflt", "sq"]
     store.upsert("sq", uuids(50), unit_rows(50, 16, 4), [{}] * 50)
     store.build_index("sq")
     # build_index re-opens the shard with a new optimizer setting; every other setting must survive.
