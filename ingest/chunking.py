@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from ingest.errors import InputError
 from ingest.records import Chunk, Document
 
 if TYPE_CHECKING:
-    from tokenizers import Encoding, Tokenizer
+    from tokenizers import Tokenizer
 
 # The smallest text window we accept when a long title eats into the token budget.
 MIN_TEXT_WINDOW = 16
+# Longer texts are tokenized in pieces of about this many characters, cut before a space: one
+# Encoding of a whole 10 MB text, with its offsets and word ids as Python lists, takes over 1 GB.
+SEGMENT_CHARS = 1 << 16
 
 
 def validate_window(chunk_tokens: int, chunk_overlap: int) -> None:
@@ -81,38 +86,70 @@ class Chunker:
         title = doc.title.strip()
         title_tokens = len(self.tokenizer.encode(title, add_special_tokens=False).ids) if title else 0
         window = max(self.chunk_tokens - title_tokens, MIN_TEXT_WINDOW)
-        enc = self.tokenizer.encode(doc.text, add_special_tokens=False)
-        n = len(enc.ids)
+        offsets, words = self._tokens(doc.text)
+        n = len(offsets)
         if n == 0:
             return [Chunk(doc.id, 0, doc.full_text, 0, len(doc.text))]
         chunks: list[Chunk] = []
         start = 0
         while True:
-            end = _word_boundary(enc, start, min(start + window, n))
-            char_start, char_end = enc.offsets[start][0], enc.offsets[end - 1][1]
+            end = _word_boundary(words, start, min(start + window, n))
+            char_start, char_end = int(offsets[start, 0]), int(offsets[end - 1, 1])
             body = doc.text[char_start:char_end]
             text = f"{title} {body}" if title else body
             chunks.append(Chunk(doc.id, len(chunks), text, char_start, char_end))
             if end >= n:
                 return chunks
-            next_start = _word_start(enc, max(end - self.chunk_overlap, start + 1))
+            next_start = _word_start(words, max(end - self.chunk_overlap, start + 1))
             start = next_start if next_start > start else end
 
+    def _tokens(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """The tokens of `text` as char offsets (n × 2) and word ids (n; -1 for none, unique in the text).
 
-def _word_boundary(enc: Encoding, start: int, end: int) -> int:
+        Tokenized in `_segments`; a cut before a space changes no token (every supported
+        pre-tokenizer splits there), so the result equals tokenizing the whole text at once.
+        """
+        offsets: list[np.ndarray] = []
+        words: list[np.ndarray] = []
+        base = 0
+        for seg_start, segment in _segments(text, SEGMENT_CHARS):
+            enc = self.tokenizer.encode(segment, add_special_tokens=False)
+            # Each access to an Encoding's offsets/word_ids builds a new list: read each once.
+            seg_offsets = np.asarray(enc.offsets, dtype=np.int64).reshape(-1, 2) + seg_start
+            seg_words = np.asarray([-1 if w is None else w for w in enc.word_ids], dtype=np.int64)
+            named = seg_words >= 0
+            seg_words[named] += base
+            if named.any():
+                base = int(seg_words.max()) + 1
+            offsets.append(seg_offsets)
+            words.append(seg_words)
+        return np.concatenate(offsets), np.concatenate(words)
+
+
+def _segments(text: str, size: int) -> Iterator[tuple[int, str]]:
+    """Split `text` into pieces of at least `size` characters, each cut just before a space."""
+    start = 0
+    while len(text) - start > size:
+        cut = text.find(" ", start + size)
+        if cut < 0:
+            break
+        yield start, text[start:cut]
+        start = cut
+    yield start, text[start:]
+
+
+def _word_boundary(words: np.ndarray, start: int, end: int) -> int:
     """Move `end` back so the window does not split a word (unless the word alone fills it)."""
-    if end >= len(enc.ids):
+    if end >= len(words):
         return end
-    words = enc.word_ids
     cut = end
-    while cut > start and words[cut] is not None and words[cut] == words[cut - 1]:
+    while cut > start and words[cut] >= 0 and words[cut] == words[cut - 1]:
         cut -= 1
     return cut if cut > start else end
 
 
-def _word_start(enc: Encoding, pos: int) -> int:
+def _word_start(words: np.ndarray, pos: int) -> int:
     """Move `pos` back to the first token of its word."""
-    words = enc.word_ids
-    while pos > 0 and words[pos] is not None and words[pos] == words[pos - 1]:
+    while pos > 0 and words[pos] >= 0 and words[pos] == words[pos - 1]:
         pos -= 1
     return pos

@@ -7,17 +7,19 @@ overlapping through bounded queues.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import queue
 import resource
+import secrets
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +28,10 @@ from ingest.chunking import Chunker
 from ingest.config import CollectionSpec, IngestConfig, resolve_collections
 from ingest.errors import CollectionMismatchError, IngestError, InputError
 from ingest.records import Chunk, Document, point_id
+from ingest.stores.base import VectorStore
+
+if TYPE_CHECKING:
+    from ingest.sources.base import Rejection
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +104,18 @@ class IngestSummary:
             f"peak RSS    {self.peak_rss_mb:.0f} MB",
             "stages      " + ", ".join(f"{k} {v:.1f} s" for k, v in self.stage_seconds.items()),
             f"verified    {'yes' if self.verified else 'NO'} (point counts == chunks in every collection)",
+            f"run dir     {self.run_dir}"
+            + ("  (every rejected record is in rejected.jsonl there)" if self.rejected else ""),
             "collections:",
         ]
         width = max((len(n) for n in self.points), default=10)
         lines += [f"  {name:<{width}}  {count:>9} points" for name, count in self.points.items()]
         return "\n".join(lines)
+
+
+def new_run_id() -> str:
+    """A run id that sorts by start time and is unique even for runs started in the same second."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
 def peak_rss_mb() -> float:
@@ -163,13 +176,24 @@ class IngestJob:
         self.stage_seconds = {"read": 0.0, "encode": 0.0, "upsert": 0.0, "index": 0.0}
         self.resumed_batches = 0
         self.started = time.perf_counter()
-        self.run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        self.owns_store = True
+        self.run_id = new_run_id()
+        self.run_dir = cfg.data_dir / "runs" / self.dataset / self.run_id
+        self.rejections_written = 0
+        self._rejected_file: IO[str] | None = None
+        if hasattr(source, "on_reject"):
+            source.on_reject = self.record_rejection
 
     # -- opening -----------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, target: str, cfg: IngestConfig) -> IngestJob:
+    def open(cls, target: str, cfg: IngestConfig, *, store: VectorStore | None = None) -> IngestJob:
         """Resolve the source, load the encoder, open the store and create or check every collection.
+
+        Args:
+            target: What to ingest (see `run_ingest`).
+            cfg: The run options.
+            store: An open store to use instead of the one `cfg` names; the caller keeps and closes it.
 
         Raises:
             InputError: bad target or options.
@@ -189,6 +213,7 @@ class IngestJob:
             title_col=cfg.title_col,
             on_error=cfg.on_error,
             on_duplicate=cfg.on_duplicate,
+            name=cfg.name,
         )
         encoder = load_encoder(cfg.model, data_dir=cfg.data_dir)
         specs = resolve_collections(cfg, encoder.dim)
@@ -197,12 +222,16 @@ class IngestJob:
             raise InputError(
                 f"collection names collide: {names}; make name_template include dim and quantization"
             )
-        store = open_store(data_dir=cfg.data_dir, qdrant_url=cfg.qdrant_url, timeout_s=cfg.timeout_s)
+        owns_store = store is None
+        if store is None:
+            store = open_store(data_dir=cfg.data_dir, qdrant_url=cfg.qdrant_url, timeout_s=cfg.timeout_s)
         try:
             job = cls(cfg, source, encoder, store, specs)
+            job.owns_store = owns_store
             job._prepare_collections()
         except BaseException:
-            store.close()
+            if owns_store:
+                store.close()
             raise
         return job
 
@@ -223,10 +252,19 @@ class IngestJob:
                         f"collection {name!r} holds vectors from model {stored_model!r}, but this run uses "
                         f"{model_id!r}: pass --recreate to rebuild it, or use another --model / name_template"
                     )
-        for spec, name in zip(self.specs, self.names, strict=True):
+        if getattr(self.source, "on_duplicate", None) == "fail" and hasattr(self.source, "duplicate_plan"):
+            # A repeated id fails here, before any collection is created. (For BEIR this id pass also
+            # computes the corpus checksum the manifests below need, so it costs no extra read.)
+            self.source.duplicate_plan()
+        # Existing collections first: a spec mismatch raises before any new collection is created.
+        pairs = sorted(
+            zip(self.specs, self.names, strict=True), key=lambda p: not self.store.collection_exists(p[1])
+        )
+        for spec, name in pairs:
             self.store.ensure_collection(name, spec, recreate=self.cfg.recreate, defer_index=True)
             if self.cfg.recreate:
                 self.checkpoints[name].clear()
+        for spec, name in zip(self.specs, self.names, strict=True):
             self.store.set_metadata(name, self._manifest(spec, status="loading"))
 
     def _manifest(self, spec: CollectionSpec, status: str, **extra: Any) -> dict[str, Any]:
@@ -241,6 +279,15 @@ class IngestJob:
             "updated": datetime.now(UTC).isoformat(timespec="seconds"),
             **extra,
         }
+
+    def record_rejection(self, rejection: Rejection) -> None:
+        """Append one rejected record to `<run dir>/rejected.jsonl` as soon as the source rejects it."""
+        if self._rejected_file is None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._rejected_file = (self.run_dir / "rejected.jsonl").open("a", encoding="utf-8")
+        self._rejected_file.write(json.dumps(rejection.to_dict(), ensure_ascii=False, default=str) + "\n")
+        self._rejected_file.flush()
+        self.rejections_written += 1
 
     # -- the steps ---------------------------------------------------------------------------------
 
@@ -287,6 +334,7 @@ class IngestJob:
             self.store.flush(name)
             cp.mark(batch.batch_no, batch.docs, len(batch.chunks))
         seconds = time.perf_counter() - t0
+        log.debug("stored batch %d (%d docs, %d chunks)", batch.batch_no, batch.docs, len(batch.chunks))
         self.stage_seconds["upsert"] += seconds
         return BatchResult(batch.batch_no, batch.docs, len(batch.chunks), seconds)
 
@@ -310,6 +358,7 @@ class IngestJob:
         """Build HNSW (and quantized storage) in every collection once the bulk load is over."""
         t0 = time.perf_counter()
         for name in self.names:
+            log.debug("indexing %s", name)
             self.store.build_index(name)
         self.stage_seconds["index"] += time.perf_counter() - t0
 
@@ -340,6 +389,7 @@ class IngestJob:
         """Build indexes, verify counts, write the manifests and the run summary."""
         if build_index:
             self.build_indexes()
+        log.debug("verifying point counts")
         verified = True
         try:
             counts = self.verify_counts()
@@ -375,28 +425,36 @@ class IngestJob:
         return summary
 
     def _write_run_dir(self, summary: IngestSummary) -> Path:
-        run_dir = self.cfg.data_dir / "runs" / self.dataset / self.run_id
+        run_dir = self.run_dir
         run_dir.mkdir(parents=True, exist_ok=True)
-        rejected = self.source.counters.rejected
-        if rejected:
-            with (run_dir / "rejected.jsonl").open("w", encoding="utf-8") as fh:
-                for record in rejected:
-                    fh.write(json.dumps(record.to_dict(), ensure_ascii=False, default=str) + "\n")
+        if not hasattr(self.source, "on_reject"):  # a source without the hook: what its counters kept
+            for record in self.source.counters.rejected:
+                self.record_rejection(record)
         (run_dir / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2, default=str) + "\n")
         return run_dir
 
     def close(self) -> None:
-        """Release the store (and its collection locks)."""
-        self.store.close()
+        """Close rejected.jsonl and release the store (and its collection locks)."""
+        if self._rejected_file is not None:
+            self._rejected_file.close()
+            self._rejected_file = None
+        if self.owns_store:
+            self.store.close()
 
 
-def run_ingest(target: str, cfg: IngestConfig, *, progress: bool = True) -> IngestSummary:
+def run_ingest(
+    target: str, cfg: IngestConfig, *, progress: bool = True, store: VectorStore | None = None
+) -> IngestSummary:
     """Ingest `target` into every configured collection, reading, encoding and upserting in parallel.
 
     Args:
         target: A BEIR dataset name, a path (BEIR folder/zip, Parquet file/dir/glob) or `hf:name`.
         cfg: The run options.
         progress: Show a tqdm progress bar (docs, docs/s).
+        store: An open store to use instead of the one `cfg` names (the caller closes it).
+
+    Big corpora are chunked and encoded in worker processes (`cfg.workers`, see `ingest.parallel`),
+    started with "spawn": a script calling this must guard its entry point (`if __name__ == "__main__":`).
 
     Returns:
         The run summary.
@@ -405,7 +463,7 @@ def run_ingest(target: str, cfg: IngestConfig, *, progress: bool = True) -> Inge
         IngestError: on bad input, a collection mismatch or a store failure; collections keep every
             batch stored before the failure, and a rerun resumes after them.
     """
-    job = IngestJob.open(target, cfg)
+    job = IngestJob.open(target, cfg, store=store)
     try:
         _run_pipelined(job, progress=progress)
         return job.finalize()
@@ -417,6 +475,85 @@ _DONE = object()
 
 
 def _run_pipelined(job: IngestJob, *, progress: bool) -> None:
+    """Run every pending batch: in worker processes for big corpora (or `cfg.workers` ≥ 1), else threads."""
+    from ingest.parallel import choose_workers, size_hint
+
+    workers = choose_workers(job.cfg.workers, size_hint(job.source.describe()), job.cfg.limit)
+    if workers:
+        _run_processes(job, workers, progress=progress)
+    else:
+        _run_threaded(job, progress=progress)
+
+
+def _run_processes(job: IngestJob, workers: int, *, progress: bool) -> None:
+    """Read (a thread) and upsert here; chunk and encode in `workers` processes (see `ingest.parallel`).
+
+    The engine's update holds the GIL, so encoding only overlaps with it in another process.
+    """
+    from tqdm import tqdm
+
+    from ingest.parallel import EncodeRecipe, ProcessEncoder
+
+    recipe = EncodeRecipe.of(
+        job.encoder,
+        data_dir=job.cfg.data_dir,
+        chunk_tokens=job.cfg.chunk_tokens,
+        chunk_overlap=job.cfg.chunk_overlap,
+    )
+    to_encode: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            for item in job.pending_batches():
+                while not stop.is_set():
+                    try:
+                        to_encode.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as exc:
+            # A bad record: the batches read before it are still encoded and stored, then it is raised.
+            errors.append(exc)
+        finally:
+            to_encode.put(_DONE)  # never blocks for long: the consumer drains until _DONE or stop
+
+    def read_batches() -> Iterator[tuple[int, list[Document]]]:
+        while True:
+            item = to_encode.get()
+            if item is _DONE:
+                return
+            yield item
+
+    log.info("chunking and encoding in %d worker process(es)", workers)
+    reader = threading.Thread(target=read, name="ingest-read", daemon=True)
+    with (
+        tqdm(desc=f"ingest {job.dataset}", unit="doc", disable=not progress, smoothing=0.1) as bar,
+        ProcessEncoder(recipe, workers) as pool,
+    ):
+        reader.start()
+        try:
+            for batch in pool.map(read_batches()):
+                job.stage_seconds["encode"] += batch.seconds
+                bar.update(job.store_batch(batch).docs)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            stop.set()
+            while reader.is_alive():  # let a reader blocked on a full queue see `stop`
+                with contextlib.suppress(queue.Empty):
+                    to_encode.get(timeout=0.1)
+            reader.join()
+    log.debug("encoder workers' peak RSS %.0f MB", pool.worker_peak_rss_mb)
+    if errors:
+        raise errors[0]
+
+
+def _run_threaded(job: IngestJob, *, progress: bool) -> None:
+    """Read, encode and upsert in three threads of this process (small corpora, tests)."""
     from tqdm import tqdm
 
     to_encode: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
@@ -439,15 +576,20 @@ def _run_pipelined(job: IngestJob, *, progress: bool) -> None:
                 if not put(to_encode, item):
                     return
         except BaseException as exc:
+            # A bad record: the batches read before it are still encoded and stored, then it is raised.
             errors.append(exc)
-            stop.set()
         finally:
             put(to_encode, _DONE)
 
     def write(bar: Any) -> None:
         try:
             while True:
-                item = to_store.get()
+                try:
+                    item = to_store.get(timeout=0.1)
+                except queue.Empty:
+                    if stop.is_set():
+                        return
+                    continue
                 if item is _DONE:
                     return
                 result = job.store_batch(item)
@@ -494,4 +636,6 @@ def _safe(text: str) -> str:
 
 def _stable_source(described: dict[str, Any]) -> dict[str, Any]:
     """The parts of a source description that identify its content (not counters)."""
-    return {k: v for k, v in described.items() if k in {"kind", "name", "path", "checksum", "sha256", "md5"}}
+    keys = {"kind", "name", "path", "checksum", "sha256", "md5", "corpus_sha256", "archive_md5", "fingerprint"}
+    keys |= {"on_duplicate", "on_error"}
+    return {k: v for k, v in described.items() if k in keys}

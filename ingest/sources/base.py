@@ -82,7 +82,7 @@ class SourceCounters:
         skipped_empty: Records with an empty title and an empty text, skipped.
         duplicates_dropped: Records dropped because their id repeats (`on_duplicate` first/last).
         rejected_count: Bad records skipped under `on_error="skip"`.
-        rejected: The first `MAX_REJECTED_KEPT` rejections.
+        rejected: The first `MAX_REJECTED_KEPT` rejections (`BaseSource.on_reject` sees every one).
         complete: True once a pass ran to the end.
     """
 
@@ -228,6 +228,8 @@ class BaseSource(ABC):
         self.on_duplicate = on_duplicate
         self.counters = SourceCounters()
         self.warnings: list[str] = []
+        # Called with every rejection as it is made (the pipeline appends each to rejected.jsonl).
+        self.on_reject: Callable[[Rejection], None] | None = None
 
     @abstractmethod
     def _records(self) -> Iterator[tuple[int, Document | BadRecord]]:
@@ -297,7 +299,10 @@ class BaseSource(ABC):
             if isinstance(item, BadRecord):
                 if self.on_error == "fail":
                     raise InputError(item.message())
-                self.counters.reject(Rejection(item.reason, item.location, item.id, item.detail))
+                rejection = Rejection(item.reason, item.location, item.id, item.detail)
+                self.counters.reject(rejection)
+                if self.on_reject is not None:
+                    self.on_reject(rejection)
                 continue
             if pos in plan.drop:
                 self.counters.duplicates_dropped += 1
