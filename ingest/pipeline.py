@@ -636,6 +636,16 @@ def _safe(text: str) -> str:
 
 def _stable_source(described: dict[str, Any]) -> dict[str, Any]:
     """The parts of a source description that identify its content (not counters)."""
-    keys = {"kind", "name", "path", "checksum", "sha256", "md5", "corpus_sha256", "archive_md5", "fingerprint"}
+    keys = {
+        "kind",
+        "name",
+        "path",
+        "checksum",
+        "sha256",
+        "md5",
+        "corpus_sha256",
+        "archive_md5",
+        "fingerprint",
+    }
     keys |= {"on_duplicate", "on_error"}
     return {k: v for k, v in described.items() if k in keys}

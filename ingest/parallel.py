@@ -1,0 +1,246 @@
+"""Chunking and encoding in worker processes, so the main process is free to read and upsert.
+
+qdrant-edge's `EdgeShard.update` holds the GIL while it converts and stores points, so a thread
+that encodes beside it gets little done. A worker process does not share the GIL: it rebuilds the
+same chunker and encoder from an `EncodeRecipe` (model directory + chunk parameters), receives
+numbered document batches (pickled) and sends back `EncodedBatch`es: the chunks and their
+full-dimension vectors, exactly what `IngestJob.encode_batch` computes in-process.
+
+Workers are started with "spawn" (no fork of a process holding engine threads and file locks);
+each one loads the model once (a float32 safetensors table is memory-mapped, so workers share its
+pages) and encodes on one thread. Spawned workers import the main module, so a script that ingests a
+big corpus must guard its entry point (`if __name__ == "__main__":`).
+
+Measured on 2 cores (BENCHMARKS.md, one run side by side): at 171,332 TREC-COVID-sized documents,
+1024-d binary, one worker takes the load phase from 84 s (three threads in one process) to 69 s and
+the whole ingest, HNSW included, from 121 s to 92 s. A second worker did not help (the main
+process's reading and upserting use the other core part of the time, and two workers then share
+it); below ~20,000 documents starting a worker costs more than it saves.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import resource
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from ingest.chunking import Chunker
+    from ingest.encoding import Encoder
+    from ingest.pipeline import EncodedBatch
+    from ingest.records import Document
+
+log = logging.getLogger(__name__)
+
+# With `workers=0` (auto), corpora known to hold fewer documents than this are encoded in-process:
+# starting a worker (imports + model load, 2-4 s) costs more than it saves on them.
+AUTO_MIN_DOCS = 20_000
+
+
+@dataclass(frozen=True)
+class EncodeRecipe:
+    """What a worker process needs to build the same chunker and encoder as the main process.
+
+    Attributes:
+        model_path: The model's local directory (`Encoder.location.path`).
+        data_dir: The data directory (`load_encoder` needs one; nothing is built there for a path).
+        chunk_tokens: Chunk window in tokens, title included.
+        chunk_overlap: Tokens shared by consecutive windows.
+        fast: Whether the encoder uses its fast exact path.
+    """
+
+    model_path: str
+    data_dir: str
+    chunk_tokens: int
+    chunk_overlap: int
+    fast: bool = True
+
+    @classmethod
+    def of(
+        cls, encoder: Encoder, *, data_dir: os.PathLike[str] | str, chunk_tokens: int, chunk_overlap: int
+    ) -> EncodeRecipe:
+        """The recipe of an already loaded encoder and the run's chunk parameters."""
+        return cls(
+            model_path=str(encoder.location.path),
+            data_dir=str(data_dir),
+            chunk_tokens=chunk_tokens,
+            chunk_overlap=chunk_overlap,
+            fast=bool(encoder.fast),
+        )
+
+    def build(self) -> tuple[Chunker, Encoder]:
+        """Load the encoder and make the chunker exactly as `IngestJob` does."""
+        from pathlib import Path
+
+        from ingest.chunking import Chunker
+        from ingest.encoding import load_encoder
+
+        encoder = load_encoder(self.model_path, data_dir=Path(self.data_dir), fast=self.fast)
+        chunker = Chunker(
+            encoder.tokenizer,
+            self.chunk_tokens,
+            self.chunk_overlap,
+            count_tokens=getattr(encoder, "count_tokens", None),
+        )
+        return chunker, encoder
+
+
+def encode_docs(chunker: Chunker, encoder: Encoder, batch_no: int, docs: list[Document]) -> EncodedBatch:
+    """Chunk and encode one batch at the model's full dimension (what `IngestJob.encode_batch` does).
+
+    Returns:
+        The batch, with `seconds` the time this call took.
+    """
+    from ingest.pipeline import EncodedBatch
+
+    t0 = time.perf_counter()
+    chunks = chunker.chunk(docs)
+    if chunks:
+        vectors = encoder.encode([c.text for c in chunks])
+    else:
+        vectors = np.zeros((0, encoder.dim), dtype=np.float32)
+    return EncodedBatch(batch_no, len(docs), chunks, vectors, time.perf_counter() - t0)
+
+
+_WORKER: tuple[Chunker, Encoder] | None = None
+
+
+def _worker_init(recipe: EncodeRecipe) -> None:
+    global _WORKER
+    import torch
+
+    # One thread per worker: the main process needs the other core for reading and upserting.
+    torch.set_num_threads(1)
+    logging.getLogger("ingest").setLevel(logging.WARNING)
+    _WORKER = recipe.build()
+
+
+def _worker_encode(batch_no: int, docs: list[Document]) -> tuple[EncodedBatch, float]:
+    if _WORKER is None:
+        raise RuntimeError("encoder worker process was not initialised")
+    batch = encode_docs(*_WORKER, batch_no, docs)
+    return batch, peak_rss_mb()
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size in MB since it started (or exec'd).
+
+    Reads `VmHWM` on Linux: `ru_maxrss` would start at the parent's peak, which Linux carries across exec.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class ProcessEncoder:
+    """A bounded pool of encoder processes: batches go in, `EncodedBatch`es come out in order.
+
+    Args:
+        recipe: How workers build their chunker and encoder.
+        workers: Worker processes (at least 1).
+        in_flight: Batches submitted and not yet taken back (default `workers + 1`): bounds memory
+            (each holds its documents, chunks and vectors) while keeping every worker busy.
+
+    Use as a context manager, or call `close`.
+    """
+
+    def __init__(self, recipe: EncodeRecipe, workers: int = 1, in_flight: int | None = None) -> None:
+        self.workers = max(1, workers)
+        self.in_flight = max(1, in_flight if in_flight is not None else self.workers + 1)
+        self.worker_peak_rss_mb = 0.0
+        self._pool = ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=mp.get_context("spawn"),
+            initializer=_worker_init,
+            initargs=(recipe,),
+        )
+
+    def map(self, batches: Iterable[tuple[int, list[Document]]]) -> Iterator[EncodedBatch]:
+        """Encode numbered batches, yielding results in input order; at most `in_flight` are pending.
+
+        The next batches are submitted before a result is yielded, so workers encode while the
+        caller stores.
+
+        Raises:
+            Whatever a worker raised while encoding (re-raised here), or BrokenProcessPool if a
+            worker died.
+        """
+        pending: deque[Future[tuple[EncodedBatch, float]]] = deque()
+        source = iter(batches)
+        exhausted = False
+
+        def fill() -> None:
+            nonlocal exhausted
+            while not exhausted and len(pending) < self.in_flight:
+                item = next(source, None)
+                if item is None:
+                    exhausted = True
+                    return
+                pending.append(self._pool.submit(_worker_encode, *item))
+
+        fill()
+        while pending:
+            batch, rss = pending.popleft().result()
+            self.worker_peak_rss_mb = max(self.worker_peak_rss_mb, rss)
+            fill()
+            yield batch
+
+    def close(self) -> None:
+        """Stop the workers (pending batches are cancelled)."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> ProcessEncoder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def choose_workers(requested: int, size_hint: int | None, limit: int | None) -> int:
+    """How many encoder processes a run uses: 0 means in-process.
+
+    Args:
+        requested: `IngestConfig.workers`: N ≥ 1 forces N processes; 0 is automatic (one process
+            when the corpus may hold `AUTO_MIN_DOCS` documents or more and two cores are usable).
+        size_hint: Documents the source says it holds, if it knows.
+        limit: The run's document limit, if any.
+
+    Returns:
+        The number of worker processes.
+    """
+    if requested > 0:
+        return requested
+    known = [n for n in (size_hint, limit) if n is not None]
+    if known and min(known) < AUTO_MIN_DOCS:
+        return 0
+    return 1 if usable_cores() >= 2 else 0
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def size_hint(described: dict[str, Any]) -> int | None:
+    """Documents a source's `describe()` says it holds (Parquet rows, BEIR corpus lines), if any."""
+    for key in ("rows", "corpus_lines", "num_rows"):
+        value = described.get(key)
+        if isinstance(value, int) and value >= 0:
+            return value
+    return None

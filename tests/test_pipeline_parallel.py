@@ -1,0 +1,126 @@
+"""Process-mode ingest stores exactly what the sequential path stores; worker choice; reader errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from eval.bench.synth_corpus import LengthModel, write_corpus
+from ingest.config import CollectionSpec, IngestConfig
+from ingest.errors import InputError
+from ingest.parallel import AUTO_MIN_DOCS, choose_workers, size_hint, usable_cores
+from ingest.pipeline import IngestJob, _run_processes, _run_threaded, run_ingest
+from ingest.stores import open_store
+
+# Short windows, so many documents are cut into several chunks (the chunker's window path).
+CHUNK_TOKENS = 48
+LONG_TAIL = LengthModel(abstract_mean=60.0, abstract_sigma=0.8, title_only=0.1)
+
+
+def cfg_for(data_dir: Path, model: Path, **kw: object) -> IngestConfig:
+    base: dict[str, object] = {
+        "model": str(model),
+        "data_dir": data_dir,
+        "collections": [CollectionSpec(64, "none"), CollectionSpec(32, "binary")],
+        "batch_docs": 40,
+        "chunk_tokens": CHUNK_TOKENS,
+        "chunk_overlap": 8,
+    }
+    base.update(kw)
+    return IngestConfig(**base)  # type: ignore[arg-type]
+
+
+def stored_points(data_dir: Path) -> dict[str, dict[str, tuple[bytes, dict[str, object]]]]:
+    """Every point of every collection: id -> (vector bytes, payload)."""
+    out: dict[str, dict[str, tuple[bytes, dict[str, object]]]] = {}
+    with open_store(data_dir=data_dir, qdrant_url=None, read_only=True) as store:
+        for name in store.list_collections():
+            ids = sorted(store.scroll_ids(name))
+            points = store.retrieve(name, ids, with_vectors=True)
+            assert [p.id for p in points] == ids
+            out[name] = {p.id: (np.asarray(p.vector, dtype=np.float32).tobytes(), p.payload) for p in points}
+    return out
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("corpus") / "synth.parquet"
+    write_corpus(path, 230, seed=3, lengths=LONG_TAIL)
+    return path
+
+
+@pytest.fixture(scope="module")
+def sequential(corpus: Path, small_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The plain path: `IngestJob.process_batch` over every batch, one after the other."""
+    data_dir = tmp_path_factory.mktemp("sequential")
+    job = IngestJob.open(str(corpus), cfg_for(data_dir, small_model_dir))
+    try:
+        for batch_no, docs in job.pending_batches():
+            job.process_batch(batch_no, docs)
+        assert job.finalize().verified
+    finally:
+        job.close()
+    return data_dir
+
+
+def test_process_mode_stores_exactly_the_sequential_points(
+    corpus: Path, sequential: Path, small_model_dir: Path, tmp_path: Path
+) -> None:
+    summary = run_ingest(str(corpus), cfg_for(tmp_path, small_model_dir, workers=2), progress=False)
+    assert summary.verified and summary.docs == 230
+    assert summary.chunks > 230  # some documents were cut into windows
+    want = stored_points(sequential)
+    got = stored_points(tmp_path)
+    assert sorted(got) == ["synth-d32-binary", "synth-d64-none"]
+    for name in want:
+        assert got[name].keys() == want[name].keys()
+        assert got[name] == want[name], f"{name}: vectors or payloads differ"
+    assert summary.stage_seconds["encode"] > 0  # the workers' busy time is reported
+
+
+def test_threaded_mode_stores_exactly_the_sequential_points(
+    corpus: Path, sequential: Path, small_model_dir: Path, tmp_path: Path
+) -> None:
+    job = IngestJob.open(str(corpus), cfg_for(tmp_path, small_model_dir))
+    try:
+        _run_threaded(job, progress=False)
+        assert job.finalize().verified
+    finally:
+        job.close()
+    assert stored_points(tmp_path) == stored_points(sequential)
+
+
+def test_process_mode_keeps_batches_before_a_bad_record(small_model_dir: Path, tmp_path: Path) -> None:
+    ids = [f"d{i}" for i in range(100)] + [None]
+    table = pa.table({"id": ids, "title": ["t"] * 101, "text": [f"text number {i}" for i in range(101)]})
+    path = tmp_path / "bad.parquet"
+    pq.write_table(table, path)
+    cfg = cfg_for(tmp_path / "data", small_model_dir, batch_docs=30)
+    job = IngestJob.open(str(path), cfg)
+    try:
+        with pytest.raises(InputError, match=r"bad\.parquet#100"):
+            _run_processes(job, 1, progress=False)
+        name = job.names[0]
+        assert job.store.count(name) == 90  # the three full batches read before row 100
+        assert sorted(job.checkpoints[name].done) == [0, 1, 2]
+    finally:
+        job.close()
+
+
+def test_choose_workers() -> None:
+    assert choose_workers(3, 10, None) == 3  # asked for: always
+    assert choose_workers(0, AUTO_MIN_DOCS - 1, None) == 0  # small corpus: in-process
+    assert choose_workers(0, 10**6, 500) == 0  # a small limit counts too
+    expected = 1 if usable_cores() >= 2 else 0
+    assert choose_workers(0, AUTO_MIN_DOCS, None) == expected
+    assert choose_workers(0, None, None) == expected  # size unknown
+
+
+def test_size_hint_reads_source_descriptions() -> None:
+    assert size_hint({"rows": 171_332}) == 171_332
+    assert size_hint({"corpus_lines": 5183, "rows": None}) == 5183
+    assert size_hint({"path": "x"}) is None
