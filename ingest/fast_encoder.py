@@ -186,30 +186,42 @@ class FastStaticEncoder:
 
     def _encode_here(self, texts: list[str]) -> np.ndarray:
         import torch
-        from scipy.sparse import csr_matrix
 
-        flat, ends = self.flat_ids(texts)
         vocab = self.table.shape[0]
-        indices = np.array(flat, dtype=np.int32)
-        if indices.size and int(indices.max()) >= vocab:
+        bag = self._bag(texts)
+        if bag.shape[1] > vocab and bag.nnz and int(bag.indices.max()) >= vocab:
             raise ValueError(
-                f"token id {int(indices.max())} is outside the embedding table ({vocab} rows): "
+                f"token id {int(bag.indices.max())} is outside the embedding table ({vocab} rows): "
                 "the tokenizer and the weights do not belong together"
             )
-        indptr = np.zeros(len(texts) + 1, dtype=np.int64)
-        indptr[1:] = ends
-        data = np.ones(indices.size, dtype=np.float32) if self._keep is None else self._keep[indices]
-        bag = csr_matrix((data, indices, indptr), shape=(len(texts), vocab))
-        bag.sum_duplicates()  # one (token, count) pair per distinct token of a text
+        data = bag.data if self._keep is None else bag.data * self._keep[bag.indices]
         with torch.inference_mode():
             sums = torch.nn.functional.embedding_bag(
                 torch.from_numpy(bag.indices.astype(np.int64)),
                 self._table_tensor(),
                 torch.from_numpy(bag.indptr[:-1].astype(np.int64)),
                 mode="sum",
-                per_sample_weights=torch.from_numpy(bag.data),
+                per_sample_weights=torch.from_numpy(data.astype(np.float32)),
             )
         return normalise_rows(sums.numpy())
+
+    def _bag(self, texts: list[str]) -> Any:
+        """Texts × vocabulary token counts (CSR, one entry per distinct token of a text)."""
+        from scipy.sparse import csr_matrix
+
+        if self._ids is not None:
+            texts_by_chunks, chunks_by_tokens = self._ids.bag_of_chunks(texts)
+            return texts_by_chunks @ chunks_by_tokens
+        flat, ends = self.flat_ids(texts)
+        indices = np.array(flat, dtype=np.int64)
+        indptr = np.zeros(len(texts) + 1, dtype=np.int64)
+        indptr[1:] = ends
+        width = max(self.table.shape[0], int(indices.max()) + 1 if indices.size else 0)
+        bag = csr_matrix(
+            (np.ones(indices.size, dtype=np.float32), indices, indptr), shape=(len(texts), width)
+        )
+        bag.sum_duplicates()
+        return bag
 
     def _encode_in_pool(self, texts: list[str]) -> np.ndarray:
         pool = self._ensure_pool()

@@ -37,7 +37,10 @@ from functools import cache
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
     from tokenizers import Tokenizer
 
 SUPPORTED_NORMALIZERS = ("BertNormalizer", "Lowercase")
@@ -185,6 +188,58 @@ class _ChunkIds(dict[str, tuple[int, ...]]):
         return ids
 
 
+class _ChunkRows(dict[str, int]):
+    """Whitespace-free chunk of raw text → a row number; row r holds that chunk's token ids.
+
+    Rows only grow (appended as numpy blocks); the whole cache is dropped past `MAX_CACHE_ENTRIES`.
+    """
+
+    def __init__(self, chunks: _ChunkIds) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._pending_ids: list[int] = []
+        self._pending_ends: list[int] = []
+        self._ids = np.zeros(0, dtype=np.int64)
+        self._ptr = np.zeros(1, dtype=np.int64)
+        self.count = 0
+
+    def __missing__(self, chunk: str) -> int:
+        row = self._append(self._chunks[chunk])
+        self[chunk] = row
+        return row
+
+    def add_ids(self, token_id: int) -> int:
+        """A row holding one token id (for texts tokenised whole), not cached by text."""
+        return self._append((token_id,))
+
+    def _append(self, ids: Iterable[int]) -> int:
+        self._pending_ids.extend(ids)
+        self._pending_ends.append(len(self._pending_ids))
+        self.count += 1
+        return self.count - 1
+
+    def matrix(self, vocab: int) -> csr_matrix:
+        """Rows × vocabulary token counts (float32 CSR)."""
+        from scipy.sparse import csr_matrix
+
+        if self._pending_ends:
+            base = int(self._ptr[-1])
+            self._ids = np.concatenate([self._ids, np.asarray(self._pending_ids, dtype=np.int64)])
+            self._ptr = np.concatenate([self._ptr, base + np.asarray(self._pending_ends, dtype=np.int64)])
+            self._pending_ids, self._pending_ends = [], []
+        data = np.ones(self._ids.size, dtype=np.float32)
+        return csr_matrix((data, self._ids, self._ptr), shape=(self.count, vocab))
+
+    def maybe_reset(self) -> None:
+        """Drop every row once the cache is full (call between batches, never within one)."""
+        if self.count >= MAX_CACHE_ENTRIES:
+            self.clear()
+            self._pending_ids, self._pending_ends = [], []
+            self._ids = np.zeros(0, dtype=np.int64)
+            self._ptr = np.zeros(1, dtype=np.int64)
+            self.count = 0
+
+
 class WordPieceIds:
     """Token ids identical to `tokenizer.encode(text, add_special_tokens=False).ids`, fast.
 
@@ -215,6 +270,7 @@ class WordPieceIds:
         self._added_re = re.compile("|".join(added_alts), re.IGNORECASE) if added_alts else None
         exact = re.compile("|".join([*added_alts, f"[{_reorderable_class()}]"]))
         self._chunks = _ChunkIds(self._tokenizer, self._table, self._words, exact)
+        self._rows = _ChunkRows(self._chunks)
         # ASCII text is lowercased before lookup (more cache hits) when the normalizer lowercases
         # anyway, unless it may hold an added token (matched case-sensitively on the raw text).
         self._lower_ascii = all(self._table[ord(c)] == c.lower() for c in string.ascii_uppercase)
@@ -249,6 +305,28 @@ class WordPieceIds:
         flat, _ = self.batch([text])
         return flat
 
+    def _prepare(self, text: str) -> str | list[int]:
+        """The text to split on whitespace and look up chunk by chunk, or its ids when it must go whole."""
+        if (
+            self._lower_ascii
+            and text.isascii()
+            and (
+                self._added_re is None
+                or not any(s in text for s in self._added_starts)
+                or not self._added_re.search(text)
+            )
+        ):
+            text = text.lower()
+        if self._odd_re is not None and not text.isprintable() and self._odd_re.search(text):
+            cleaned = self._delete_re.sub("", text) if self._delete_re is not None else text
+            # The tokenizer matches added tokens before removing characters: "[MA\x1cSK]" is no [MASK].
+            if (self._whole_re is not None and self._whole_re.search(text)) or (
+                self._added_re is not None and self._added_re.search(cleaned)
+            ):
+                return list(self._tokenizer.encode(text, add_special_tokens=False).ids)
+            return cleaned
+        return text
+
     def batch(self, texts: Iterable[str]) -> tuple[list[int], list[int]]:
         """Token ids of many texts, concatenated.
 
@@ -262,32 +340,48 @@ class WordPieceIds:
         ends: list[int] = []
         extend = flat.extend
         get = self._chunks.__getitem__
-        starts = self._added_starts
-        added_re = self._added_re
-        lower = self._lower_ascii
-        odd_re = self._odd_re
-        whole_re = self._whole_re
-        delete_re = self._delete_re
+        prepare = self._prepare
         for text in texts:
-            if (
-                lower
-                and text.isascii()
-                and (added_re is None or not any(s in text for s in starts) or not added_re.search(text))
-            ):
-                text = text.lower()
-            if odd_re is not None and not text.isprintable() and odd_re.search(text):
-                cleaned = delete_re.sub("", text) if delete_re is not None else text
-                # The tokenizer matches added tokens before removing characters: "[MA\x1cSK]" is no [MASK].
-                if (whole_re is not None and whole_re.search(text)) or (
-                    added_re is not None and added_re.search(cleaned)
-                ):
-                    extend(self._tokenizer.encode(text, add_special_tokens=False).ids)
-                    ends.append(len(flat))
-                    continue
-                text = cleaned
-            extend(chain.from_iterable(map(get, text.split())))
+            prepared = prepare(text)
+            if isinstance(prepared, str):
+                extend(chain.from_iterable(map(get, prepared.split())))
+            else:
+                extend(prepared)
             ends.append(len(flat))
         return flat, ends
+
+    def bag_of_chunks(self, texts: Sequence[str]) -> tuple[csr_matrix, csr_matrix]:
+        """Texts as counts of cached chunks, and chunks as counts of token ids.
+
+        Their product (texts × vocabulary) holds each text's token counts, equal to counting
+        `batch(texts)`; one dict lookup per whitespace chunk, no per-token work in Python.
+
+        Returns:
+            (texts × chunk rows, chunk rows × vocabulary), both CSR with float32 counts.
+        """
+        from scipy.sparse import csr_matrix
+
+        rows = self._rows
+        rows.maybe_reset()
+        get = rows.__getitem__
+        flat: list[int] = []
+        ends: list[int] = []
+        extend = flat.extend
+        prepare = self._prepare
+        for text in texts:
+            prepared = prepare(text)
+            if isinstance(prepared, str):
+                extend(map(get, prepared.split()))
+            else:
+                extend(map(rows.add_ids, prepared))
+            ends.append(len(flat))
+        indices = np.asarray(flat, dtype=np.int64)
+        indptr = np.zeros(len(ends) + 1, dtype=np.int64)
+        indptr[1:] = ends
+        texts_by_rows = csr_matrix(
+            (np.ones(indices.size, dtype=np.float32), indices, indptr), shape=(len(ends), rows.count)
+        )
+        return texts_by_rows, rows.matrix(self._tokenizer.get_vocab_size(with_added_tokens=True))
 
     def cache_sizes(self) -> dict[str, int]:
         """Entries in each cache (chunks, words, characters), for diagnostics."""
