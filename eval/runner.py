@@ -726,6 +726,14 @@ class ConfigResult:
     delta_pct: dict[str, float | None] = field(default_factory=dict)
     p_value: float | None = None
 
+    @property
+    def bytes_per_vector(self) -> float:
+        """Bytes per vector of what this mode searches: a mode that ignores quantization scans float32."""
+        params = self.mode.params
+        if params.exact or params.ignore_quantization:
+            return self.spec.dim * 4.0
+        return self.spec.bytes_per_vector
+
     def to_dict(self) -> dict[str, Any]:
         """The results.json row (per-query scores included)."""
         return {
@@ -738,7 +746,7 @@ class ConfigResult:
             "params": self.mode.params.describe(),
             "spec": self.spec.to_dict(),
             "engine_config": self.engine_config,
-            "bytes_per_vector": self.spec.bytes_per_vector,
+            "bytes_per_vector": self.bytes_per_vector,
             "is_baseline": self.is_baseline,
             "metrics": dict(self.metrics.mean),
             "delta_pct": dict(self.delta_pct),

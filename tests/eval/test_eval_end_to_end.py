@@ -143,6 +143,9 @@ def test_results_json_contents(nfcorpus_eval: EvalCase) -> None:
         assert c["search"]["short_queries"] == 0  # every query got ≥ 100 distinct documents
         per_query_mean = np.mean(list(c["per_query"]["NDCG@10"].values()))
         assert c["metrics"]["NDCG@10"] == pytest.approx(per_query_mean, abs=5e-6)
+    # bytes/vector is that of what each mode searches: exact ignores quantization and scans float32.
+    assert _config(results, 64, "binary", "no-rescore")["bytes_per_vector"] == 8
+    assert _config(results, 64, "binary", "exact")["bytes_per_vector"] == 256
     base = _config(results, 256, "none", "exact")
     assert base["is_baseline"] and results["baseline"]["collection"] == "nfcorpus-d256-none"
     assert 0.15 < base["metrics"]["NDCG@10"] < 0.45
