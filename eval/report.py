@@ -307,6 +307,7 @@ def render_report(results: dict[str, Any]) -> str:
         f"corpus checksum `{results.get('corpus_checksum') or 'unknown'}`",
         f"- Run: `{results['run_id']}` at {results.get('created', '?')}",
         f"- Baseline: {describe_config(base)}, NDCG@10 {fmt_metric(base['metrics'][PRIMARY_METRIC])}",
+        *[f"- Warning: {w}" for w in results.get("warnings") or []],
         "",
         f"## Published form (dim {base['dim']})",
         "",

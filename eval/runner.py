@@ -329,6 +329,10 @@ def load_eval_data(opts: EvalOptions) -> EvalData:
         rows = source.count_qrels_rows(opts.split) if hasattr(source, "count_qrels_rows") else -1
         all_queries = source.load_queries(None)
         where = f"{opts.target} ({opts.split})"
+        if hasattr(source, "check_qrels"):
+            # Judged docs missing from the corpus (official ArguAna: 5) are warned and counted.
+            source.check_qrels(opts.split)
+            warnings = list(getattr(source, "warnings", []))
     else:
         raise InputError(
             f"{opts.target}: this corpus has no queries or qrels of its own (not a BEIR layout): pass "

@@ -218,3 +218,17 @@ def test_cli_without_collections_says_to_ingest(tmp_path: Path, capsys: pytest.C
     err = capsys.readouterr().err
     assert "no collection of dataset 'nfcorpus'" in err and "python -m ingest nfcorpus" in err
     assert not (tmp_path / "nfcorpus").exists()
+
+
+def test_qrels_naming_docs_missing_from_the_corpus_are_warned_and_counted(tmp_path: Path) -> None:
+    folder = tmp_path / "toy"
+    (folder / "qrels").mkdir(parents=True)
+    docs = [{"_id": f"d{i}", "title": "", "text": f"doc {i}"} for i in range(3)]
+    (folder / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (folder / "queries.jsonl").write_text('{"_id": "q1", "text": "one"}\n{"_id": "q2", "text": "two"}\n')
+    rows = ["q1\td0\t1", "q1\tgone1\t1", "q2\td2\t1", "q2\tgone2\t2"]
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(rows) + "\n")
+    data = load_eval_data(EvalOptions(target=str(folder), data_dir=tmp_path))
+    assert data.qrels == {"q1": {"d0": 1, "gone1": 1}, "q2": {"d2": 1, "gone2": 2}}
+    [warning] = [w for w in data.warnings if "missing from the corpus" in w]
+    assert "2 judged pair(s) name 2 doc id(s)" in warning and "gone1" in warning
