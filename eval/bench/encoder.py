@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import statistics
 import time
@@ -31,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from eval.bench.machine import machine_info as shared_machine_info
 
 BEIR_DIR = Path(__file__).resolve().parents[3] / "shared" / "beir"
 DATASETS = ("scifact", "nfcorpus")
@@ -47,27 +48,9 @@ NOISE = [
 
 def machine_info() -> dict[str, Any]:
     """Cores, CPU model, load and library versions."""
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info: dict[str, Any] = {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
-        "python": platform.python_version(),
-    }
-    for lib in ("sentence_transformers", "model2vec", "tokenizers", "torch", "scipy", "numpy"):
-        try:
-            info[lib] = __import__(lib).__version__
-        except ImportError:
-            info[lib] = None
-    return info
+    return shared_machine_info(
+        ("sentence-transformers", "model2vec", "tokenizers", "torch", "scipy", "numpy")
+    )
 
 
 def load_beir_texts(name: str, limit: int | None = None, beir_dir: Path = BEIR_DIR) -> list[str]:

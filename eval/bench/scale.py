@@ -44,6 +44,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from eval.bench.machine import machine_info as shared_machine_info
 from eval.bench.synth_corpus import BEIR_DIR, TREC_COVID_DOCS, write_corpus
 
 SAMPLE_S = 0.2
@@ -62,29 +63,7 @@ def machine_info() -> dict[str, Any]:
     This process stays small on purpose: a child started from it inherits its peak RSS as the start
     of its own `ru_maxrss` (Linux keeps the high-water mark across exec).
     """
-    from importlib.metadata import PackageNotFoundError, version
-
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info: dict[str, Any] = {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-        "python": sys.version.split()[0],
-    }
-    for dist in ("qdrant-edge-py", "tokenizers", "torch", "numpy", "pyarrow"):
-        try:
-            info[dist] = version(dist)
-        except PackageNotFoundError:
-            info[dist] = None
-    return info
+    return shared_machine_info(("qdrant-edge-py", "tokenizers", "torch", "numpy", "pyarrow"))
 
 
 # -- the ingest process --------------------------------------------------------------------------------
