@@ -161,6 +161,11 @@ def ingest_corpus(
     store_text: bool | None = None,
     on_error: str | None = None,
     on_duplicate: str | None = None,
+    id_col: str | None = None,
+    text_col: str | None = None,
+    title_col: str | None = None,
+    name: str | None = None,
+    timeout_s: float | None = None,
 ) -> dict[str, Any]:
     """Ingest `target` into every configured collection, one task per batch of documents.
 
@@ -186,6 +191,11 @@ def ingest_corpus(
         store_text: Store the chunk text in the payload.
         on_error: `fail` or `skip` bad records.
         on_duplicate: `fail`, `first` or `last` on duplicate document ids.
+        id_col: Id column of a Parquet / HF corpus.
+        text_col: Text column of a Parquet / HF corpus.
+        title_col: Title column of a Parquet / HF corpus.
+        name: Dataset name used in collection names and point ids.
+        timeout_s: Server request timeout in seconds.
 
     Returns:
         The summary as a dict (`IngestSummary.to_dict()`).
@@ -211,6 +221,11 @@ def ingest_corpus(
         store_text=store_text,
         on_error=on_error,
         on_duplicate=on_duplicate,
+        id_col=id_col,
+        text_col=text_col,
+        title_col=title_col,
+        name=name,
+        timeout_s=timeout_s,
     )
     job = open_ingest(target, cfg)
     try:
@@ -256,6 +271,11 @@ def main(argv: list[str] | None = None) -> int:
         store_text=False if args.no_text else None,
         on_error=args.on_error,
         on_duplicate=args.on_duplicate,
+        id_col=args.id_col,
+        text_col=args.text_col,
+        title_col=args.title_col,
+        name=args.name,
+        timeout_s=args.timeout,
         return_state=True,
     )
     return 0 if state.is_completed() else 1
