@@ -18,6 +18,18 @@ def _pyplot() -> Any:
     return plt
 
 
+def _finish(fig: Any, ax: Any, xlabel: str, title: str, path: Path) -> None:
+    """Label, grid and legend the axes, then save the figure to `path`."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(PRIMARY_METRIC)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+
+
 def series_by_mode(configurations: list[dict[str, Any]]) -> dict[str, list[tuple[int, float]]]:
     """Group configurations into lines `quantization/mode` → [(dim, NDCG@10)] sorted by dim."""
     lines: dict[str, list[tuple[int, float]]] = {}
@@ -41,14 +53,7 @@ def plot_ndcg_vs_dim(results: dict[str, Any], path: Path) -> Path:
         dims_all = sorted({int(c["dim"]) for c in results["configurations"]})
         ax.set_xticks(dims_all)
         ax.set_xticklabels([str(d) for d in dims_all])
-        ax.set_xlabel("dimension")
-        ax.set_ylabel(PRIMARY_METRIC)
-        ax.set_title(f"{results['dataset']}: {PRIMARY_METRIC} vs dimension")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
-        fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path)
+        _finish(fig, ax, "dimension", f"{results['dataset']}: {PRIMARY_METRIC} vs dimension", path)
     finally:
         plt.close(fig)
     return path
@@ -87,14 +92,13 @@ def plot_ndcg_vs_bytes(results: dict[str, Any], path: Path) -> Path:
                 textcoords="offset points",
             )
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("bytes / vector (searched structure)")
-        ax.set_ylabel(PRIMARY_METRIC)
-        ax.set_title(f"{results['dataset']}: {PRIMARY_METRIC} vs memory")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
-        fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path)
+        _finish(
+            fig,
+            ax,
+            "bytes / vector (searched structure)",
+            f"{results['dataset']}: {PRIMARY_METRIC} vs memory",
+            path,
+        )
     finally:
         plt.close(fig)
     return path
