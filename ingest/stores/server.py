@@ -138,6 +138,9 @@ class ServerStore:
         from qdrant_client.local.qdrant_local import QdrantLocal
 
         self._local = isinstance(getattr(client, "_client", None), QdrantLocal)
+        if self._local:
+            # qdrant-client's local mode is not thread-safe: concurrent upserts corrupt its arrays.
+            self.parallel = 1
 
     def __repr__(self) -> str:
         key = "set" if self._secret else None
