@@ -230,6 +230,7 @@ class BaseSource(ABC):
         self.warnings: list[str] = []
         # Called with every rejection as it is made (the pipeline appends each to rejected.jsonl).
         self.on_reject: Callable[[Rejection], None] | None = None
+        self._plan: DuplicatePlan | None = None
 
     @abstractmethod
     def _records(self) -> Iterator[tuple[int, Document | BadRecord]]:
@@ -258,13 +259,15 @@ class BaseSource(ABC):
         self.warnings.append(message)
 
     def duplicate_plan(self) -> DuplicatePlan:
-        """Run the id pass and apply the duplicate policy.
+        """Run the id pass (once per source object; later calls reuse it) and apply the duplicate policy.
 
         Raises:
             InputError: with `on_duplicate="fail"` when an id repeats, naming the first few ids and
                 their locations.
         """
-        plan = plan_duplicates(self._ids, self.on_duplicate)
+        if self._plan is None:
+            self._plan = plan_duplicates(self._ids, self.on_duplicate)
+        plan = self._plan
         if plan.groups and self.on_duplicate == "fail":
             shown = "; ".join(
                 f"{doc_id!r} at {', '.join(self._where(p) for p in pos)}"
