@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from functools import cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -12,6 +13,8 @@ from ingest.records import Chunk, Document
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
+
+    from ingest.encoding import Encoder
 
 # The smallest text window we accept when a long title eats into the token budget.
 MIN_TEXT_WINDOW = 16
@@ -39,15 +42,20 @@ class Chunker:
     """Split documents into windows of at most `chunk_tokens` tokens (title included).
 
     A document whose title and text fit in one window yields exactly one chunk whose text is
-    BEIR's `title + " " + text`. A longer one yields windows over the text of
-    `chunk_tokens - title_tokens` tokens, stepping by that minus `chunk_overlap`, cut at word
-    boundaries; each chunk's text is `title + " " + window` and its char span points into `text`.
+    BEIR's `title + " " + text`. A longer one yields windows over the text of up to
+    `chunk_tokens - title_tokens` tokens, cut at whitespace, each starting at the whitespace
+    before the token `chunk_overlap` tokens back from the previous window's end; each chunk's
+    text is `title + " " + window` and its char span points into `text`. A text holding a single
+    run without whitespace longer than a window is cut at the tokenizer's word boundaries instead
+    (inside a word only when one word alone fills the window).
 
     Args:
         tokenizer: The model's tokenizer (truncation and padding disabled).
         chunk_tokens: Window size in tokens, title included.
-        chunk_overlap: Tokens shared by consecutive windows.
+        chunk_overlap: Tokens shared by consecutive windows (at least; whole runs are kept).
         count_tokens: Optional fast exact token counter (the fast encoder's); defaults to the tokenizer.
+        chunk_counts: Optional fast exact token counts of each text's whitespace-separated runs, in
+            order (None for a text it cannot tell); defaults to the tokenizer's offsets.
     """
 
     def __init__(
@@ -56,36 +64,138 @@ class Chunker:
         chunk_tokens: int = 512,
         chunk_overlap: int = 64,
         count_tokens: Callable[[Sequence[str]], list[int]] | None = None,
+        chunk_counts: Callable[[Sequence[str]], list[np.ndarray | None]] | None = None,
     ) -> None:
         validate_window(chunk_tokens, chunk_overlap)
         self.tokenizer = tokenizer
         self.chunk_tokens = chunk_tokens
         self.chunk_overlap = chunk_overlap
         self._count_tokens = count_tokens or self._count_with_tokenizer
+        self._chunk_counts = chunk_counts
+
+    @classmethod
+    def for_encoder(cls, encoder: Encoder, chunk_tokens: int = 512, chunk_overlap: int = 64) -> Chunker:
+        """A chunker that counts tokens with the encoder's fast exact path (same chunks, sooner)."""
+        return cls(
+            encoder.tokenizer,
+            chunk_tokens,
+            chunk_overlap,
+            count_tokens=encoder.count_tokens if encoder.fast else None,
+            chunk_counts=encoder.chunk_token_counts if encoder.fast else None,
+        )
 
     def _count_with_tokenizer(self, texts: Sequence[str]) -> list[int]:
         return [len(e.ids) for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=False)]
 
-    def chunk(self, docs: Sequence[Document]) -> list[Chunk]:
-        """Chunk a batch of documents, in order; documents with no text at all yield no chunk."""
+    def chunk(self, docs: Sequence[Document], counts: Sequence[int] | None = None) -> list[Chunk]:
+        """Chunk a batch of documents, in order; documents with no text at all yield no chunk.
+
+        Args:
+            docs: The documents.
+            counts: Each document's `full_text` token count, if already known (else counted here).
+        """
+        return self.chunk_with_sources(docs, counts)[0]
+
+    def chunk_with_sources(
+        self, docs: Sequence[Document], counts: Sequence[int] | None = None
+    ) -> tuple[list[Chunk], list[int]]:
+        """Chunk a batch of documents, and say which chunks are whole documents.
+
+        Args:
+            docs: The documents.
+            counts: Each document's `full_text` token count, if already known (else counted here).
+
+        Returns:
+            (the chunks in order, for each chunk the index in `docs` of the document whose
+            `full_text` it is, or -1 for a window of a longer document).
+
+        Raises:
+            ValueError: if `counts` does not have one entry per document.
+        """
+        if counts is None:
+            # A WordPiece token covers at least one character, so a text no longer than the window fits.
+            unsure = [i for i, d in enumerate(docs) if len(d.full_text) > self.chunk_tokens]
+            found = self._count_tokens([docs[i].full_text for i in unsure])
+            by_doc = dict(zip(unsure, found, strict=True))
+            counts = [by_doc.get(i, 0) for i in range(len(docs))]
+        elif len(counts) != len(docs):
+            raise ValueError(f"{len(counts)} token counts for {len(docs)} documents")
         out: list[Chunk] = []
-        # A WordPiece token covers at least one character, so a text no longer than the window fits.
-        unsure = [i for i, d in enumerate(docs) if len(d.full_text) > self.chunk_tokens]
-        counts = dict(zip(unsure, self._count_tokens([docs[i].full_text for i in unsure]), strict=True))
+        sources: list[int] = []
+        long_docs = [i for i, doc in enumerate(docs) if doc.full_text and counts[i] > self.chunk_tokens]
+        runs: dict[int, np.ndarray | None] = {}
+        if long_docs and self._chunk_counts is not None:
+            runs = dict(zip(long_docs, self._chunk_counts([docs[i].text for i in long_docs]), strict=True))
         for i, doc in enumerate(docs):
             full = doc.full_text
             if not full:
                 continue
-            if counts.get(i, 0) <= self.chunk_tokens:
+            if counts[i] <= self.chunk_tokens:
                 out.append(Chunk(doc.id, 0, full, 0, len(doc.text)))
+                sources.append(i)
             else:
-                out.extend(self._windows(doc))
-        return out
+                windows = self._windows(doc, runs.get(i))
+                out.extend(windows)
+                sources.extend([-1] * len(windows))
+        return out, sources
 
-    def _windows(self, doc: Document) -> list[Chunk]:
+    def _windows(self, doc: Document, run_counts: np.ndarray | None = None) -> list[Chunk]:
         title = doc.title.strip()
         title_tokens = len(self.tokenizer.encode(title, add_special_tokens=False).ids) if title else 0
         window = max(self.chunk_tokens - title_tokens, MIN_TEXT_WINDOW)
+        plan = self._run_counts(doc.text, run_counts)
+        if plan is None:
+            return self._token_windows(doc, title, window)
+        starts, ends, counts = plan
+        if not counts.size:
+            return [Chunk(doc.id, 0, doc.full_text, 0, len(doc.text))]
+        if int(counts.max()) > window:
+            return self._token_windows(doc, title, window)
+        cum = np.concatenate([[0], np.cumsum(counts)])
+        n = counts.size
+        chunks: list[Chunk] = []
+        start = 0
+        while True:
+            # The runs fitting in the window from `start` (at least one: no run exceeds the window).
+            end = int(np.searchsorted(cum, cum[start] + window, side="right")) - 1
+            chunks.append(self._window(doc, title, len(chunks), int(starts[start]), int(ends[end - 1])))
+            if end >= n:
+                return chunks
+            back = max(int(cum[end]) - self.chunk_overlap, int(cum[start]) + 1)
+            next_start = int(np.searchsorted(cum, back, side="right")) - 1
+            start = next_start if next_start > start else end
+
+    @staticmethod
+    def _window(doc: Document, title: str, number: int, char_start: int, char_end: int) -> Chunk:
+        body = doc.text[char_start:char_end]
+        return Chunk(doc.id, number, f"{title} {body}" if title else body, char_start, char_end)
+
+    def _run_counts(
+        self, text: str, counts: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The whitespace-separated runs of `text`: char starts, char ends and token counts.
+
+        Args:
+            text: The text.
+            counts: The runs' token counts if known (from `chunk_counts`), else counted here.
+
+        Returns:
+            The three arrays, or None when some token spans whitespace (the runs then cannot be
+            counted separately; the caller cuts by tokens).
+        """
+        starts, ends = whitespace_runs(text)
+        if counts is not None and counts.size == starts.size:
+            return starts, ends, counts
+        offsets, _ = self._tokens(text)
+        if not offsets.size:
+            return starts, ends, np.zeros(starts.size, dtype=np.int64)
+        run = np.searchsorted(starts, offsets[:, 0], side="right") - 1
+        if (run < 0).any() or (offsets[:, 1] > ends[np.maximum(run, 0)]).any():
+            return None
+        return starts, ends, np.bincount(run, minlength=starts.size).astype(np.int64)
+
+    def _token_windows(self, doc: Document, title: str, window: int) -> list[Chunk]:
+        """Windows cut at the tokenizer's word boundaries (for texts with a run longer than a window)."""
         offsets, words = self._tokens(doc.text)
         n = len(offsets)
         if n == 0:
@@ -95,9 +205,7 @@ class Chunker:
         while True:
             end = _word_boundary(words, start, min(start + window, n))
             char_start, char_end = int(offsets[start, 0]), int(offsets[end - 1, 1])
-            body = doc.text[char_start:char_end]
-            text = f"{title} {body}" if title else body
-            chunks.append(Chunk(doc.id, len(chunks), text, char_start, char_end))
+            chunks.append(self._window(doc, title, len(chunks), char_start, char_end))
             if end >= n:
                 return chunks
             next_start = _word_start(words, max(end - self.chunk_overlap, start + 1))
@@ -124,6 +232,57 @@ class Chunker:
             offsets.append(seg_offsets)
             words.append(seg_words)
         return np.concatenate(offsets), np.concatenate(words)
+
+
+def chunk_and_encode(
+    chunker: Chunker, encoder: Encoder, docs: Sequence[Document]
+) -> tuple[list[Chunk], np.ndarray]:
+    """Chunk documents and encode the chunks at the model's full dimension.
+
+    With the fast path, every document is tokenised once: the bag of tokens that counts its
+    tokens for the chunker is also what encodes it when it fits in one window; only the windows
+    of longer documents are tokenised again. Otherwise the chunker counts and the encoder encodes.
+
+    Returns:
+        (the chunks, a float32 matrix with one L2-normalised row per chunk).
+    """
+    bag = encoder.document_bag([d.full_text for d in docs]) if docs else None
+    if bag is None:
+        chunks = chunker.chunk(docs)
+        vectors = encoder.encode([c.text for c in chunks]) if chunks else None
+    else:
+        chunks, sources = chunker.chunk_with_sources(docs, encoder.bag_token_counts(bag))
+        vectors = np.empty((len(chunks), encoder.dim), dtype=np.float32)
+        src = np.asarray(sources, dtype=np.int64)
+        whole = np.flatnonzero(src >= 0)
+        if whole.size:
+            vectors[whole] = encoder.embed_bag(bag[src[whole]])
+        parts = np.flatnonzero(src < 0)
+        if parts.size:
+            vectors[parts] = encoder.encode([chunks[k].text for k in parts])
+    if vectors is None:
+        vectors = np.zeros((0, encoder.dim), dtype=np.float32)
+    return chunks, vectors
+
+
+@cache
+def _space_table() -> np.ndarray:
+    """`str.isspace()` for every code point up to U+3000 (the last whitespace), False beyond."""
+    table = np.zeros(0x3002, dtype=bool)
+    table[[cp for cp in range(0x3001) if chr(cp).isspace()]] = True
+    return table
+
+
+def whitespace_runs(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """Char offsets of the runs `text.split()` returns.
+
+    Returns:
+        (start offsets, end offsets), int64 arrays, one entry per run, in order.
+    """
+    cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    space = _space_table()[np.minimum(cps, 0x3001)]
+    edges = np.diff(space.astype(np.int8), prepend=np.int8(1), append=np.int8(1))
+    return np.flatnonzero(edges == -1), np.flatnonzero(edges == 1)
 
 
 def _segments(text: str, size: int) -> Iterator[tuple[int, str]]:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ingest.errors import ModelError
-from ingest.fast_encoder import FastStaticEncoder, memmap_safetensor, normalise_rows
+from ingest.fast_encoder import FastStaticEncoder, bag_token_counts, memmap_safetensor, normalise_rows
 from ingest.models import (
     DEFAULT_MODEL,
     build_random_static_model,
@@ -477,6 +477,30 @@ class Encoder:
                 static.tokenizer.no_truncation()  # no silent cut: the encoder never truncates
                 self._plain = model
         return self._plain
+
+    def document_bag(self, texts: Sequence[str]) -> Any | None:
+        """The texts as bags of token counts, when documents encode straight from them.
+
+        Returns:
+            A texts × vocabulary matrix for `embed_bag` and `bag_token_counts`, or None when the
+            fast path is off or the model has a document prompt (the vectors then need other
+            tokens than the counts).
+        """
+        if not self.fast or self._prompt("document"):
+            return None
+        return self._fast.bag(_check_texts(texts))
+
+    def embed_bag(self, bag: Any) -> np.ndarray:
+        """Encode documents from (a row selection of) `document_bag`'s result; as `encode` would."""
+        return self._fast.embed(bag)
+
+    def bag_token_counts(self, bag: Any) -> list[int]:
+        """Tokens per text of `document_bag`'s result (as `count_tokens` counts them)."""
+        return bag_token_counts(bag).tolist()
+
+    def chunk_token_counts(self, texts: Sequence[str]) -> list[np.ndarray | None]:
+        """Tokens in each run of `text.split()` per text, or None where the fast path cannot count so."""
+        return self._fast.chunk_token_counts(_check_texts(texts))
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens per text as the tokenizer counts them (no special tokens, no truncation)."""

@@ -80,6 +80,15 @@ def memmap_safetensor(path: Path, key: str) -> np.ndarray | None:
     return mm.view(np.ndarray)
 
 
+def bag_token_counts(bag: Any) -> np.ndarray:
+    """Tokens per text of a bag of token counts (what `FastStaticEncoder.bag` returns).
+
+    Returns:
+        An int64 array, one count per row.
+    """
+    return np.rint(np.asarray(bag.sum(axis=1, dtype=np.float64)).ravel()).astype(np.int64)
+
+
 class FastStaticEncoder:
     """Encode texts with a static model's table: exact mean pooling, normalised, fast.
 
@@ -149,10 +158,19 @@ class FastStaticEncoder:
         flat, ends = self.flat_ids(texts)
         return [flat[a:b] for a, b in zip([0, *ends[:-1]], ends, strict=True)]
 
+    def chunk_token_counts(self, texts: Sequence[str]) -> list[np.ndarray | None]:
+        """Tokens in each run of `text.split()` per text (None: no cached WordPiece path, or unsure)."""
+        if self._ids is None:
+            return [None] * len(texts)
+        return self._ids.chunk_token_counts(texts)
+
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Each text's number of tokens (no special tokens, no truncation, unknown tokens counted)."""
-        _, ends = self.flat_ids(texts)
-        return np.diff(np.asarray([0, *ends], dtype=np.int64)).tolist()
+        texts = list(texts)
+        counts: list[int] = []
+        for i in range(0, len(texts), PRODUCT_TEXTS):
+            counts.extend(bag_token_counts(self.bag(texts[i : i + PRODUCT_TEXTS])).tolist())
+        return counts
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Encode texts: mean of table rows over tokens, L2-normalised.
@@ -169,7 +187,9 @@ class FastStaticEncoder:
         texts = list(texts)
         if self.workers > 1 and len(texts) >= POOL_MIN_TEXTS:
             return self._encode_in_pool(texts)
-        parts = [self._encode_here(texts[i : i + PRODUCT_TEXTS]) for i in range(0, len(texts), PRODUCT_TEXTS)]
+        parts = [
+            self.embed(self.bag(texts[i : i + PRODUCT_TEXTS])) for i in range(0, len(texts), PRODUCT_TEXTS)
+        ]
         if not parts:
             return np.zeros((0, self.table.shape[1]), dtype=np.float32)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
@@ -184,16 +204,29 @@ class FastStaticEncoder:
                 self._tensor = torch.from_numpy(self.table)
         return self._tensor
 
-    def _encode_here(self, texts: list[str]) -> np.ndarray:
+    def embed(self, bag: Any) -> np.ndarray:
+        """Encode texts given as a bag of token counts (`bag`): sum of table rows, L2-normalised.
+
+        Args:
+            bag: A texts × vocabulary CSR matrix of token counts, as `bag` returns (rows may be
+                any selection of its rows).
+
+        Returns:
+            A float32 array (bag rows × dim).
+
+        Raises:
+            ValueError: if a token id is outside the table.
+        """
         import torch
 
         vocab = self.table.shape[0]
-        bag = self._bag(texts)
         if bag.shape[1] > vocab and bag.nnz and int(bag.indices.max()) >= vocab:
             raise ValueError(
                 f"token id {int(bag.indices.max())} is outside the embedding table ({vocab} rows): "
                 "the tokenizer and the weights do not belong together"
             )
+        if bag.shape[0] == 0:
+            return np.zeros((0, self.table.shape[1]), dtype=np.float32)
         data = bag.data if self._keep is None else bag.data * self._keep[bag.indices]
         with torch.inference_mode():
             sums = torch.nn.functional.embedding_bag(
@@ -205,10 +238,18 @@ class FastStaticEncoder:
             )
         return normalise_rows(sums.numpy())
 
-    def _bag(self, texts: list[str]) -> Any:
-        """Texts × vocabulary token counts (CSR, one entry per distinct token of a text)."""
+    def bag(self, texts: Sequence[str]) -> Any:
+        """Texts × vocabulary token counts (CSR, one entry per distinct token of a text).
+
+        Args:
+            texts: The texts (no prompt is added).
+
+        Returns:
+            A scipy CSR matrix of float32 counts; `embed` turns it into vectors.
+        """
         from scipy.sparse import csr_matrix
 
+        texts = list(texts)
         if self._ids is not None:
             texts_by_chunks, chunks_by_tokens = self._ids.bag_of_chunks(texts)
             return texts_by_chunks @ chunks_by_tokens

@@ -31,8 +31,6 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 if TYPE_CHECKING:
     from ingest.chunking import Chunker
     from ingest.encoding import Encoder
@@ -85,12 +83,7 @@ class EncodeRecipe:
         from ingest.encoding import load_encoder
 
         encoder = load_encoder(self.model_path, data_dir=Path(self.data_dir), fast=self.fast)
-        chunker = Chunker(
-            encoder.tokenizer,
-            self.chunk_tokens,
-            self.chunk_overlap,
-            count_tokens=getattr(encoder, "count_tokens", None),
-        )
+        chunker = Chunker.for_encoder(encoder, self.chunk_tokens, self.chunk_overlap)
         return chunker, encoder
 
 
@@ -100,14 +93,11 @@ def encode_docs(chunker: Chunker, encoder: Encoder, batch_no: int, docs: list[Do
     Returns:
         The batch, with `seconds` the time this call took.
     """
+    from ingest.chunking import chunk_and_encode
     from ingest.pipeline import EncodedBatch
 
     t0 = time.perf_counter()
-    chunks = chunker.chunk(docs)
-    if chunks:
-        vectors = encoder.encode([c.text for c in chunks])
-    else:
-        vectors = np.zeros((0, encoder.dim), dtype=np.float32)
+    chunks, vectors = chunk_and_encode(chunker, encoder, docs)
     return EncodedBatch(batch_no, len(docs), chunks, vectors, time.perf_counter() - t0)
 
 

@@ -116,6 +116,25 @@ def _reorderable_class() -> str:
     )
 
 
+def _char_lengths(texts: Sequence[str]) -> np.ndarray:
+    return np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+
+
+def _rust_char(cp: int) -> str:
+    ch = chr(cp)
+    return ch if ch.isascii() and ch.isalnum() else f"\\x{{{cp:X}}}"
+
+
+def _rust_class(cps: Iterable[int]) -> str:
+    """A Rust-regex character class of these code points."""
+    return "[" + "".join(_rust_char(cp) for cp in sorted(cps)) + "]"
+
+
+def _rust_literal(text: str) -> str:
+    """A Rust-regex pattern matching `text` literally."""
+    return "".join(_rust_char(ord(ch)) for ch in text)
+
+
 class _CharTable(dict[int, str]):
     """Code point → its normalised form, spaced so that `str.split` gives the pre-tokens.
 
@@ -166,57 +185,111 @@ class _WordIds(dict[str, tuple[int, ...]]):
 
 
 class _ChunkIds(dict[str, tuple[int, ...]]):
-    """Whitespace-free chunk of raw text → token ids."""
+    """Whitespace-free chunk of raw text → token ids (the cache behind `WordPieceIds.batch`)."""
 
-    def __init__(self, tokenizer: Tokenizer, table: _CharTable, words: _WordIds, exact_re: re.Pattern[str]):
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        table: _CharTable,
+        words: _WordIds,
+        exact_re: re.Pattern[str],
+        added_starts: str,
+    ):
         super().__init__()
         self._tokenizer = tokenizer
         self._table = table
         self._words = words
         self._exact_re = exact_re
+        self._added_starts = added_starts
+
+    def compute(self, chunk: str) -> tuple[int, ...]:
+        """A chunk's ids, without caching them."""
+        # The exactness regex has a class of thousands of ranges: skip it when it cannot match
+        # (ASCII chunk without the first character of an added token).
+        if (not chunk.isascii() or any(c in chunk for c in self._added_starts)) and self._exact_re.search(
+            chunk
+        ):
+            return tuple(self._tokenizer.encode(chunk, add_special_tokens=False).ids)
+        return tuple(chain.from_iterable(map(self._words.__getitem__, chunk.translate(self._table).split())))
 
     def __missing__(self, chunk: str) -> tuple[int, ...]:
         if len(self) >= MAX_CACHE_ENTRIES:
             self.clear()
-        if self._exact_re.search(chunk):
-            ids = tuple(self._tokenizer.encode(chunk, add_special_tokens=False).ids)
-        else:
-            ids = tuple(
-                chain.from_iterable(map(self._words.__getitem__, chunk.translate(self._table).split()))
-            )
+        ids = self.compute(chunk)
         self[chunk] = ids
         return ids
 
 
-class _ChunkRows(dict[str, int]):
+class _ChunkRows:
     """Whitespace-free chunk of raw text → a row number; row r holds that chunk's token ids.
 
-    Rows only grow (appended as numpy blocks); the whole cache is dropped past `MAX_CACHE_ENTRIES`.
+    Chunks are looked up in bulk: a batch's chunks are cast to a polars categorical whose
+    categories persist between batches (a hash lookup per chunk in Rust, no Python object), and
+    the categorical's physical id indexes a numpy array of rows. Only chunks never seen before
+    are tokenised in Python. Rows only grow (appended as numpy blocks); everything is dropped past
+    `MAX_CACHE_ENTRIES` rows (`maybe_reset`, between batches).
     """
 
     def __init__(self, chunks: _ChunkIds) -> None:
-        super().__init__()
         self._chunks = chunks
         self._pending_ids: list[int] = []
         self._pending_ends: list[int] = []
-        self._ids = np.zeros(0, dtype=np.int64)
+        self._ids = np.zeros(0, dtype=np.int32)
         self._ptr = np.zeros(1, dtype=np.int64)
+        self._token_rows: dict[int, int] = {}
+        self._dtype: Any = None
+        self._anchor: Any = None
+        self._row_of_code = np.zeros(0, dtype=np.int64)
+        self._lengths = np.zeros(0, dtype=np.int64)
         self.count = 0
 
-    def __missing__(self, chunk: str) -> int:
-        row = self._append(self._chunks[chunk])
-        self[chunk] = row
+    def lookup(self, words: Any) -> np.ndarray:
+        """The row of every chunk in `words` (a polars String Series), adding rows for new chunks.
+
+        Returns:
+            An int64 array, one row number per element of `words`, in order.
+        """
+        import polars as pl
+
+        if self._dtype is None:
+            self._dtype = pl.Categorical(pl.Categories.random())
+            # The categories live as long as some data of their type does (not the dtype object):
+            # this empty series keeps the codes stable from batch to batch.
+            self._anchor = pl.Series("anchor", [], self._dtype)
+        codes = words.cast(self._dtype).to_physical().to_numpy().astype(np.int64)
+        if codes.size and int(codes.max()) >= self._row_of_code.size:
+            grown = np.full(max(int(codes.max()) + 1, 2 * self._row_of_code.size), -1, dtype=np.int64)
+            grown[: self._row_of_code.size] = self._row_of_code
+            self._row_of_code = grown
+        rows = self._row_of_code[codes]
+        missing = np.flatnonzero(rows < 0)
+        if missing.size:
+            new_codes, first = np.unique(codes[missing], return_index=True)
+            new_chunks = words.gather(missing[first]).to_list()
+            self._row_of_code[new_codes] = [self._append(self._chunks.compute(c)) for c in new_chunks]
+            rows[missing] = self._row_of_code[codes[missing]]
+        return rows
+
+    def token_row(self, token_id: int) -> int:
+        """The row holding just one token id (for texts the tokenizer took whole)."""
+        row = self._token_rows.get(token_id)
+        if row is None:
+            row = self._token_rows[token_id] = self._append((token_id,))
         return row
 
-    def add_ids(self, token_id: int) -> int:
-        """A row holding one token id (for texts tokenised whole), not cached by text."""
-        return self._append((token_id,))
-
     def _append(self, ids: Iterable[int]) -> int:
+        before = len(self._pending_ids)
         self._pending_ids.extend(ids)
         self._pending_ends.append(len(self._pending_ids))
+        if self.count >= self._lengths.size:
+            self._lengths = np.concatenate([self._lengths, np.zeros(max(1024, self._lengths.size), np.int64)])
+        self._lengths[self.count] = len(self._pending_ids) - before
         self.count += 1
         return self.count - 1
+
+    def lengths(self, rows: np.ndarray) -> np.ndarray:
+        """The number of token ids in each of `rows`."""
+        return self._lengths[rows]
 
     def matrix(self, vocab: int) -> csr_matrix:
         """Rows × vocabulary token counts (float32 CSR)."""
@@ -224,7 +297,7 @@ class _ChunkRows(dict[str, int]):
 
         if self._pending_ends:
             base = int(self._ptr[-1])
-            self._ids = np.concatenate([self._ids, np.asarray(self._pending_ids, dtype=np.int64)])
+            self._ids = np.concatenate([self._ids, np.asarray(self._pending_ids, dtype=np.int32)])
             self._ptr = np.concatenate([self._ptr, base + np.asarray(self._pending_ends, dtype=np.int64)])
             self._pending_ids, self._pending_ends = [], []
         data = np.ones(self._ids.size, dtype=np.float32)
@@ -233,9 +306,12 @@ class _ChunkRows(dict[str, int]):
     def maybe_reset(self) -> None:
         """Drop every row once the cache is full (call between batches, never within one)."""
         if self.count >= MAX_CACHE_ENTRIES:
-            self.clear()
+            self._dtype = self._anchor = None  # the old categories are freed with their last reference
+            self._row_of_code = np.zeros(0, dtype=np.int64)
+            self._lengths = np.zeros(0, dtype=np.int64)
+            self._token_rows = {}
             self._pending_ids, self._pending_ends = [], []
-            self._ids = np.zeros(0, dtype=np.int64)
+            self._ids = np.zeros(0, dtype=np.int32)
             self._ptr = np.zeros(1, dtype=np.int64)
             self.count = 0
 
@@ -269,12 +345,15 @@ class WordPieceIds:
         # Case-insensitive: lowercasing must not create an added token the raw text did not hold.
         self._added_re = re.compile("|".join(added_alts), re.IGNORECASE) if added_alts else None
         exact = re.compile("|".join([*added_alts, f"[{_reorderable_class()}]"]))
-        self._chunks = _ChunkIds(self._tokenizer, self._table, self._words, exact)
+        self._added_starts = sorted({c for a in added if a for c in (a[0].lower(), a[0].upper())})
+        self._chunks = _ChunkIds(
+            self._tokenizer, self._table, self._words, exact, "".join(self._added_starts)
+        )
         self._rows = _ChunkRows(self._chunks)
+        self._vocab_size = self._tokenizer.get_vocab_size(with_added_tokens=True)  # costs ~10 ms a call
         # ASCII text is lowercased before lookup (more cache hits) when the normalizer lowercases
         # anyway, unless it may hold an added token (matched case-sensitively on the raw text).
         self._lower_ascii = all(self._table[ord(c)] == c.lower() for c in string.ascii_uppercase)
-        self._added_starts = sorted({c for a in added if a for c in (a[0].lower(), a[0].upper())})
         self._odd_delete, self._odd_whole = self._odd_whitespace()
         odd = "".join(re.escape(chr(c)) for c in sorted(self._odd_delete | self._odd_whole))
         self._odd_re = re.compile(f"[{odd}]") if odd else None
@@ -282,6 +361,11 @@ class WordPieceIds:
         self._whole_re = re.compile(f"[{whole}]") if whole else None
         delete = "".join(re.escape(chr(c)) for c in sorted(self._odd_delete))
         self._delete_re = re.compile(f"[{delete}]") if delete else None
+        # The same tests in Rust (polars) for whole batches: `str.split()` semantics (every other
+        # whitespace character becomes a space first), odd characters, added tokens.
+        self._other_spaces = _rust_class(c for c in _python_spaces() if c != 0x20)
+        self._odd_class = _rust_class(self._odd_delete | self._odd_whole) if odd else None
+        self._added_pattern = "(?i)" + "|".join(map(_rust_literal, added)) if added_alts else None
 
     def _odd_whitespace(self) -> tuple[set[int], set[int]]:
         """Characters `str.split` splits on but the normaliser does not turn into whitespace.
@@ -350,11 +434,79 @@ class WordPieceIds:
             ends.append(len(flat))
         return flat, ends
 
+    def _prepare_batch(self, texts: Sequence[str]) -> tuple[Any, list[tuple[int, list[int]]]]:
+        """`_prepare` for a whole batch, in polars: a String series to split, and the texts taken whole.
+
+        Returns:
+            (the prepared texts as a polars Series, empty for texts taken whole;
+             (position, token ids) of each text taken whole).
+        """
+        import polars as pl
+
+        series = pl.Series("w", list(texts), pl.String)
+        odd = (
+            np.flatnonzero(series.str.contains(self._odd_class).to_numpy())
+            if self._odd_class is not None
+            else np.zeros(0, dtype=np.int64)
+        )
+        if self._lower_ascii:
+            ascii_only = series.str.len_bytes() == series.str.len_chars()
+            if self._added_pattern is not None:
+                ascii_only = ascii_only & ~series.str.contains(self._added_pattern)
+            series = pl.select(
+                pl.when(ascii_only).then(series.str.to_lowercase()).otherwise(series).alias("w")
+            ).to_series()
+        whole: list[tuple[int, list[int]]] = []
+        if odd.size:
+            fixed: list[str] = []
+            for i in odd.tolist():
+                prepared = self._prepare(texts[i])
+                if isinstance(prepared, str):
+                    fixed.append(prepared)
+                else:
+                    whole.append((i, prepared))
+                    fixed.append("")
+            series = series.scatter(odd, pl.Series(fixed, dtype=pl.String))
+        return series, whole
+
+    def _split(self, prepared: Any) -> Any:
+        """Prepared texts (a polars String series) → a frame of (`t`: text number, `w`: chunk), in order."""
+        import polars as pl
+
+        return (
+            prepared.str.replace_all(self._other_spaces, " ")
+            .to_frame("w")
+            .with_row_index("t")
+            .with_columns(pl.col("w").str.split(" "))
+            .explode("w")
+            .filter(pl.col("w").str.len_bytes() > 0)
+        )
+
+    def chunk_token_counts(self, texts: Sequence[str]) -> list[np.ndarray | None]:
+        """Tokens in each whitespace-separated run of each text (the runs of `text.split()`), in order.
+
+        Returns:
+            One int64 array per text, or None for a text that is not tokenised run by run
+            (characters removed before splitting, or the tokenizer takes it whole).
+        """
+        prepared, whole = self._prepare_batch(texts)
+        split = self._split(prepared)
+        lengths = self._rows.lengths(self._rows.lookup(split["w"]))
+        bounds = np.searchsorted(split["t"].to_numpy(), np.arange(1, len(texts)))
+        out: list[np.ndarray | None] = list(np.split(lengths, bounds))
+        odd = [i for i, _ in whole]
+        if self._odd_class is not None:
+            odd += np.flatnonzero(prepared.str.len_chars().to_numpy() != _char_lengths(texts)).tolist()
+        for i in odd:
+            out[i] = None
+        return out
+
     def bag_of_chunks(self, texts: Sequence[str]) -> tuple[csr_matrix, csr_matrix]:
         """Texts as counts of cached chunks, and chunks as counts of token ids.
 
         Their product (texts × vocabulary) holds each text's token counts, equal to counting
-        `batch(texts)`; one dict lookup per whitespace chunk, no per-token work in Python.
+        `batch(texts)`. The texts are split on whitespace and their chunks looked up in polars
+        (Rust, no Python object per chunk); Python only tokenises chunks not seen before.
 
         Returns:
             (texts × chunk rows, chunk rows × vocabulary), both CSR with float32 counts.
@@ -363,25 +515,23 @@ class WordPieceIds:
 
         rows = self._rows
         rows.maybe_reset()
-        get = rows.__getitem__
-        flat: list[int] = []
-        ends: list[int] = []
-        extend = flat.extend
-        prepare = self._prepare
-        for text in texts:
-            prepared = prepare(text)
-            if isinstance(prepared, str):
-                extend(map(get, prepared.split()))
-            else:
-                extend(map(rows.add_ids, prepared))
-            ends.append(len(flat))
-        indices = np.asarray(flat, dtype=np.int64)
-        indptr = np.zeros(len(ends) + 1, dtype=np.int64)
-        indptr[1:] = ends
+        prepared, whole = self._prepare_batch(texts)
+        split = self._split(prepared)
+        text_of = split["t"].to_numpy()
+        row_of = rows.lookup(split["w"])
+        if whole:
+            text_of = np.concatenate([text_of, np.fromiter((i for i, p in whole for _ in p), np.uint32)])
+            row_of = np.concatenate(
+                [row_of, np.fromiter((rows.token_row(t) for _, p in whole for t in p), np.int64)]
+            )
+            order = np.argsort(text_of, kind="stable")
+            text_of, row_of = text_of[order], row_of[order]
+        indptr = np.searchsorted(text_of, np.arange(len(texts) + 1, dtype=text_of.dtype))
         texts_by_rows = csr_matrix(
-            (np.ones(indices.size, dtype=np.float32), indices, indptr), shape=(len(ends), rows.count)
+            (np.ones(row_of.size, dtype=np.float32), row_of.astype(np.int32), indptr.astype(np.int32)),
+            shape=(len(texts), rows.count),
         )
-        return texts_by_rows, rows.matrix(self._tokenizer.get_vocab_size(with_added_tokens=True))
+        return texts_by_rows, rows.matrix(self._vocab_size)
 
     def cache_sizes(self) -> dict[str, int]:
         """Entries in each cache (chunks, words, characters), for diagnostics."""

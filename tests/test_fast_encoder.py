@@ -220,3 +220,29 @@ def test_normalise_rows_is_zero_safe() -> None:
     vecs = np.array([[3.0, 4.0], [0.0, 0.0]], dtype=np.float32)
     out = normalise_rows(vecs)
     np.testing.assert_allclose(out, [[0.6, 0.8], [0.0, 0.0]])
+
+
+def test_caches_stay_exact_across_batches_and_resets(
+    small_model_dir: Path, tmp_path: Path, beir_sample: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ingest.wordpiece as wordpiece
+
+    texts = VARIED + _fuzz_texts(60, seed=5) + beir_sample[:120]
+    enc = load_encoder(str(small_model_dir), data_dir=tmp_path)
+    reference = enc.plain_encode(texts)
+    whole = enc.encode(texts)
+    # Batch after batch, texts repeat in new company: cached rows must be found again, not mixed up.
+    monkeypatch.setattr(wordpiece, "MAX_CACHE_ENTRIES", 400)  # several resets along the way
+    fresh = load_encoder(str(small_model_dir), data_dir=tmp_path)
+    rng = random.Random(0)
+    for _ in range(4):
+        order = rng.sample(range(len(texts)), len(texts))
+        for start in range(0, len(order), 37):
+            part = order[start : start + 37]
+            got = fresh.encode([texts[i] for i in part])
+            np.testing.assert_array_equal(got, whole[part])
+            assert fresh.count_tokens([texts[i] for i in part]) == [
+                len(enc.token_ids([texts[i]])[0]) for i in part
+            ]
+    assert fresh._fast._ids is not None and fresh._fast._ids._rows.count < 400 + 4000
+    assert np.abs(whole - reference).max() < 1e-5
