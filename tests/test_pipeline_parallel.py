@@ -124,3 +124,30 @@ def test_size_hint_reads_source_descriptions() -> None:
     assert size_hint({"rows": 171_332}) == 171_332
     assert size_hint({"corpus_lines": 5183, "rows": None}) == 5183
     assert size_hint({"path": "x"}) is None
+
+
+def test_pipelined_points_equal_the_libraries_chunk_by_chunk(
+    corpus: Path, small_model_dir: Path, tmp_path: Path
+) -> None:
+    """The fast pipeline against the plainest path: the tokenizer counts, sentence-transformers encodes."""
+    from ingest.chunking import Chunker
+    from ingest.encoding import load_encoder, slice_normalise
+    from ingest.records import Document, point_id
+
+    summary = run_ingest(str(corpus), cfg_for(tmp_path, small_model_dir, workers=2), progress=False)
+    table = pq.read_table(corpus).to_pylist()
+    docs = [Document(str(r["id"]), r["title"] or "", r["text"] or "") for r in table]
+    plain = load_encoder(str(small_model_dir), data_dir=tmp_path, fast=False)
+    chunks = Chunker(plain.tokenizer, CHUNK_TOKENS, 8).chunk(docs)
+    assert len(chunks) == summary.chunks
+    vectors = plain.encode([c.text for c in chunks])
+    got = stored_points(tmp_path)
+    for name, dim in (("synth-d64-none", 64), ("synth-d32-binary", 32)):
+        want = slice_normalise(vectors, dim)
+        ids = [point_id("synth", c.doc_id, c.chunk_no) for c in chunks]
+        assert sorted(got[name]) == sorted(ids)
+        for pid, chunk, vec in zip(ids, chunks, want, strict=True):
+            stored, payload = got[name][pid]
+            assert payload["text"] == chunk.text
+            assert (payload["char_start"], payload["char_end"]) == (chunk.char_start, chunk.char_end)
+            assert np.abs(np.frombuffer(stored, dtype=np.float32) - vec).max() < 1e-5
