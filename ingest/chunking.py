@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
     from ingest.encoding import Encoder
 
+# Recorded in every checkpoint: resuming a load whose windows were cut another way would mix them.
+SCHEME = "token-windows-at-whitespace-v2"
 # The smallest text window we accept when a long title eats into the token budget.
 MIN_TEXT_WINDOW = 16
 # Longer texts are tokenized in pieces of about this many characters, cut before a space: one

@@ -251,8 +251,7 @@ class FastStaticEncoder:
 
         texts = list(texts)
         if self._ids is not None:
-            texts_by_chunks, chunks_by_tokens = self._ids.bag_of_chunks(texts)
-            return texts_by_chunks @ chunks_by_tokens
+            return self._ids.bag(texts)
         flat, ends = self.flat_ids(texts)
         indices = np.array(flat, dtype=np.int64)
         indptr = np.zeros(len(texts) + 1, dtype=np.int64)

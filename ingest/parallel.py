@@ -117,7 +117,10 @@ def _worker_init(recipe: EncodeRecipe) -> None:
 def _worker_encode(batch_no: int, docs: list[Document]) -> tuple[EncodedBatch, float]:
     if _WORKER is None:
         raise RuntimeError("encoder worker process was not initialised")
+    from ingest.pipeline import release_freed_memory
+
     batch = encode_docs(*_WORKER, batch_no, docs)
+    release_freed_memory()
     return batch, peak_rss_mb()
 
 

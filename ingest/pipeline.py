@@ -8,6 +8,8 @@ overlapping through bounded queues.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import json
 import logging
 import queue
@@ -15,7 +17,7 @@ import resource
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +26,7 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 from ingest.checkpoint import Checkpoint
+from ingest.chunking import SCHEME as CHUNKING_SCHEME
 from ingest.chunking import Chunker
 from ingest.config import CollectionSpec, IngestConfig, resolve_collections
 from ingest.errors import CollectionMismatchError, IngestError, InputError
@@ -123,6 +126,30 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's `malloc_trim`, or None on another C library."""
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+    return trim
+
+
+def release_freed_memory() -> None:
+    """Return the C allocator's free pages to the OS (glibc `malloc_trim(0)`; a no-op elsewhere).
+
+    Reading, encoding and the engine's update threads free their per-batch buffers into glibc's
+    per-thread arenas, which keep the pages resident; how much they keep drifted up with the number of
+    batches (measured at 171,332 docs with one encoder worker: the main process's resident size after a
+    batch rose to 302 MB untrimmed, 248 MB trimmed). Trimming after every stored batch bounds it by one
+    batch's buffers; a call takes well under a millisecond.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
 def slice_vectors(vectors: np.ndarray, dims: set[int]) -> dict[int, np.ndarray]:
     """Matryoshka: prefix-slice full-dimension vectors to each dim and re-normalise."""
     from ingest.encoding import slice_normalise
@@ -153,12 +180,7 @@ class IngestJob:
         self.specs = specs
         self.dataset: str = source.name
         self.names = [s.name(self.dataset) for s in specs]
-        self.chunker = Chunker(
-            encoder.tokenizer,
-            cfg.chunk_tokens,
-            cfg.chunk_overlap,
-            count_tokens=getattr(encoder, "count_tokens", None),
-        )
+        self.chunker = Chunker.for_encoder(encoder, cfg.chunk_tokens, cfg.chunk_overlap)
         self.model_info: dict[str, Any] = encoder.describe()
         self.fingerprint = {
             "dataset": self.dataset,
@@ -168,6 +190,7 @@ class IngestJob:
             "limit": cfg.limit,
             "chunk_tokens": cfg.chunk_tokens,
             "chunk_overlap": cfg.chunk_overlap,
+            "chunking": CHUNKING_SCHEME,
             "store_text": cfg.store_text,
         }
         self.checkpoints = {
@@ -246,12 +269,15 @@ class IngestJob:
             for name in self.names:
                 if not self.store.collection_exists(name):
                     continue
-                stored_model = (self.store.get_metadata(name).get("model") or {}).get("model_id")
+                stored = self.store.get_metadata(name)
+                stored_model = (stored.get("model") or {}).get("model_id")
                 if stored_model and stored_model != model_id:
                     raise CollectionMismatchError(
                         f"collection {name!r} holds vectors from model {stored_model!r}, but this run uses "
                         f"{model_id!r}: pass --recreate to rebuild it, or use another --model / name_template"
                     )
+                if stored_model:
+                    self._check_chunking(name, stored)
         if getattr(self.source, "on_duplicate", None) == "fail" and hasattr(self.source, "duplicate_plan"):
             # A repeated id fails here, before any collection is created. (For BEIR this id pass also
             # computes the corpus checksum the manifests below need, so it costs no extra read.)
@@ -267,6 +293,22 @@ class IngestJob:
         for spec, name in zip(self.specs, self.names, strict=True):
             self.store.set_metadata(name, self._manifest(spec, status="loading"))
 
+    def _check_chunking(self, name: str, stored: dict[str, Any]) -> None:
+        """Refuse to add chunks cut another way to a collection (they would sit beside the old ones)."""
+        want = {
+            "chunk_tokens": self.cfg.chunk_tokens,
+            "chunk_overlap": self.cfg.chunk_overlap,
+            "chunking": CHUNKING_SCHEME,
+        }
+        have = {key: stored.get(key, "token-windows-v1" if key == "chunking" else None) for key in want}
+        differ = [f"{key} {have[key]!r} (this run: {want[key]!r})" for key in want if have[key] != want[key]]
+        if differ:
+            raise CollectionMismatchError(
+                f"collection {name!r} holds chunks cut with "
+                + ", ".join(differ)
+                + ": pass --recreate to rebuild it, the same chunk options, or another name_template"
+            )
+
     def _manifest(self, spec: CollectionSpec, status: str, **extra: Any) -> dict[str, Any]:
         return {
             "dataset": self.dataset,
@@ -275,6 +317,7 @@ class IngestJob:
             "spec": spec.to_dict(),
             "chunk_tokens": self.cfg.chunk_tokens,
             "chunk_overlap": self.cfg.chunk_overlap,
+            "chunking": CHUNKING_SCHEME,
             "status": status,
             "updated": datetime.now(UTC).isoformat(timespec="seconds"),
             **extra,
@@ -312,12 +355,11 @@ class IngestJob:
 
     def encode_batch(self, batch_no: int, docs: list[Document]) -> EncodedBatch:
         """Chunk and encode one batch at the model's full dimension."""
-        t0 = time.perf_counter()
-        chunks = self.chunker.chunk(docs)
-        vectors = self.encoder.encode([c.text for c in chunks]) if chunks else _empty(self.encoder.dim)
-        seconds = time.perf_counter() - t0
-        self.stage_seconds["encode"] += seconds
-        return EncodedBatch(batch_no, len(docs), chunks, vectors, seconds)
+        from ingest.parallel import encode_docs
+
+        batch = encode_docs(self.chunker, self.encoder, batch_no, docs)
+        self.stage_seconds["encode"] += batch.seconds
+        return batch
 
     def store_batch(self, batch: EncodedBatch) -> BatchResult:
         """Upsert one encoded batch into every collection, flush, then checkpoint it."""
@@ -333,6 +375,8 @@ class IngestJob:
                 self.store.upsert(name, ids, sliced[spec.dim], payloads)
             self.store.flush(name)
             cp.mark(batch.batch_no, batch.docs, len(batch.chunks))
+        del ids, payloads, sliced
+        release_freed_memory()
         seconds = time.perf_counter() - t0
         log.debug("stored batch %d (%d docs, %d chunks)", batch.batch_no, batch.docs, len(batch.chunks))
         self.stage_seconds["upsert"] += seconds

@@ -6,9 +6,13 @@ text the same ids wherever it occurs: normalisation works character by character
 pre-tokenizer never joins across whitespace, and WordPiece sees one pre-token at a time. So the ids
 of a text are the concatenation of the ids of its chunks, and a corpus repeats its chunks a lot.
 
-`WordPieceIds` splits a text on whitespace in C (`str.split`) and looks every chunk up in a cache;
-a miss normalises the chunk with a per-character table built from the tokenizer's own normalizer
-and pre-tokenizer (so Unicode tables are the tokenizer's, not Python's), then runs the tokenizer's
+`WordPieceIds.batch` splits a text on whitespace in C (`str.split`) and looks every chunk up in a
+dict. `WordPieceIds.bag`, the encoder's path, does the same for a whole batch in polars (Rust):
+the texts are lowercased when that is exact, split with `str.split()`'s whitespace set, and every
+chunk is cast to a categorical whose codes persist from batch to batch and index a numpy array of
+cached rows, so no Python object is made per chunk. Either way a miss normalises the chunk with a
+per-character table built from the tokenizer's own normalizer and pre-tokenizer (so Unicode
+tables are the tokenizer's, not Python's), then runs the tokenizer's
 own WordPiece model on each word (cached too). The few inputs where the chunk argument does not
 hold are handed to the tokenizer itself:
 
@@ -32,7 +36,7 @@ import json
 import re
 import string
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import cache
 from itertools import chain
 from typing import TYPE_CHECKING, Any
@@ -200,15 +204,16 @@ class _ChunkIds(dict[str, tuple[int, ...]]):
         self._table = table
         self._words = words
         self._exact_re = exact_re
-        self._added_starts = added_starts
+        starts = re.compile("[" + re.escape(added_starts) + "]") if added_starts else None
+        self._has_added_start: Callable[[str], object] = (
+            starts.search if starts is not None else (lambda chunk: False)
+        )
 
     def compute(self, chunk: str) -> tuple[int, ...]:
         """A chunk's ids, without caching them."""
         # The exactness regex has a class of thousands of ranges: skip it when it cannot match
         # (ASCII chunk without the first character of an added token).
-        if (not chunk.isascii() or any(c in chunk for c in self._added_starts)) and self._exact_re.search(
-            chunk
-        ):
+        if (not chunk.isascii() or self._has_added_start(chunk)) and self._exact_re.search(chunk):
             return tuple(self._tokenizer.encode(chunk, add_special_tokens=False).ids)
         return tuple(chain.from_iterable(map(self._words.__getitem__, chunk.translate(self._table).split())))
 
@@ -232,15 +237,19 @@ class _ChunkRows:
 
     def __init__(self, chunks: _ChunkIds) -> None:
         self._chunks = chunks
-        self._pending_ids: list[int] = []
-        self._pending_ends: list[int] = []
-        self._ids = np.zeros(0, dtype=np.int32)
-        self._ptr = np.zeros(1, dtype=np.int64)
         self._token_rows: dict[int, int] = {}
         self._dtype: Any = None
         self._anchor: Any = None
-        self._row_of_code = np.zeros(0, dtype=np.int64)
+        self._clear()
+
+    def _clear(self) -> None:
+        self._pending: list[tuple[int, ...]] = []
+        self._ids = np.zeros(0, dtype=np.int32)
+        self._ptr = np.zeros(1, dtype=np.int64)
         self._lengths = np.zeros(0, dtype=np.int64)
+        self._row_of_code = np.zeros(0, dtype=np.int64)
+        self._token_rows = {}
+        self._dtype = self._anchor = None  # the old categories are freed with their last reference
         self.count = 0
 
     def lookup(self, words: Any) -> np.ndarray:
@@ -264,9 +273,14 @@ class _ChunkRows:
         rows = self._row_of_code[codes]
         missing = np.flatnonzero(rows < 0)
         if missing.size:
-            new_codes, first = np.unique(codes[missing], return_index=True)
-            new_chunks = words.gather(missing[first]).to_list()
-            self._row_of_code[new_codes] = [self._append(self._chunks.compute(c)) for c in new_chunks]
+            # One occurrence of each new code (any will do: equal codes are equal chunks); no sort.
+            where = np.zeros(self._row_of_code.size, dtype=np.int64)
+            where[codes[missing]] = missing
+            new_codes = np.flatnonzero(np.bincount(codes[missing], minlength=where.size))
+            compute = self._chunks.compute
+            self._row_of_code[new_codes] = self._append(
+                [compute(c) for c in words.gather(where[new_codes]).to_list()]
+            )
             rows[missing] = self._row_of_code[codes[missing]]
         return rows
 
@@ -274,46 +288,41 @@ class _ChunkRows:
         """The row holding just one token id (for texts the tokenizer took whole)."""
         row = self._token_rows.get(token_id)
         if row is None:
-            row = self._token_rows[token_id] = self._append((token_id,))
+            row = self._token_rows[token_id] = int(self._append([(token_id,)])[0])
         return row
 
-    def _append(self, ids: Iterable[int]) -> int:
-        before = len(self._pending_ids)
-        self._pending_ids.extend(ids)
-        self._pending_ends.append(len(self._pending_ids))
-        if self.count >= self._lengths.size:
-            self._lengths = np.concatenate([self._lengths, np.zeros(max(1024, self._lengths.size), np.int64)])
-        self._lengths[self.count] = len(self._pending_ids) - before
-        self.count += 1
-        return self.count - 1
+    def _append(self, rows: list[tuple[int, ...]]) -> np.ndarray:
+        """Add rows (their token ids); returns their row numbers."""
+        self._pending.extend(rows)
+        self.count += len(rows)
+        return np.arange(self.count - len(rows), self.count, dtype=np.int64)
+
+    def _flush(self) -> None:
+        if self._pending:
+            lengths = np.fromiter(map(len, self._pending), dtype=np.int64, count=len(self._pending))
+            ids = np.fromiter(chain.from_iterable(self._pending), dtype=np.int32, count=int(lengths.sum()))
+            self._ids = np.concatenate([self._ids, ids])
+            self._ptr = np.concatenate([self._ptr, self._ptr[-1] + np.cumsum(lengths)])
+            self._lengths = np.concatenate([self._lengths, lengths])
+            self._pending = []
 
     def lengths(self, rows: np.ndarray) -> np.ndarray:
         """The number of token ids in each of `rows`."""
+        self._flush()
         return self._lengths[rows]
 
     def matrix(self, vocab: int) -> csr_matrix:
         """Rows × vocabulary token counts (float32 CSR)."""
         from scipy.sparse import csr_matrix
 
-        if self._pending_ends:
-            base = int(self._ptr[-1])
-            self._ids = np.concatenate([self._ids, np.asarray(self._pending_ids, dtype=np.int32)])
-            self._ptr = np.concatenate([self._ptr, base + np.asarray(self._pending_ends, dtype=np.int64)])
-            self._pending_ids, self._pending_ends = [], []
+        self._flush()
         data = np.ones(self._ids.size, dtype=np.float32)
         return csr_matrix((data, self._ids, self._ptr), shape=(self.count, vocab))
 
     def maybe_reset(self) -> None:
         """Drop every row once the cache is full (call between batches, never within one)."""
         if self.count >= MAX_CACHE_ENTRIES:
-            self._dtype = self._anchor = None  # the old categories are freed with their last reference
-            self._row_of_code = np.zeros(0, dtype=np.int64)
-            self._lengths = np.zeros(0, dtype=np.int64)
-            self._token_rows = {}
-            self._pending_ids, self._pending_ends = [], []
-            self._ids = np.zeros(0, dtype=np.int32)
-            self._ptr = np.zeros(1, dtype=np.int64)
-            self.count = 0
+            self._clear()
 
 
 class WordPieceIds:
@@ -501,15 +510,15 @@ class WordPieceIds:
             out[i] = None
         return out
 
-    def bag_of_chunks(self, texts: Sequence[str]) -> tuple[csr_matrix, csr_matrix]:
-        """Texts as counts of cached chunks, and chunks as counts of token ids.
+    def bag(self, texts: Sequence[str]) -> csr_matrix:
+        """Texts × vocabulary token counts, equal to counting `batch(texts)`.
 
-        Their product (texts × vocabulary) holds each text's token counts, equal to counting
-        `batch(texts)`. The texts are split on whitespace and their chunks looked up in polars
-        (Rust, no Python object per chunk); Python only tokenises chunks not seen before.
+        The texts are split on whitespace and their chunks looked up in polars (Rust, no Python
+        object per chunk); Python only tokenises chunks not seen before. The counts are
+        (texts × chunk rows) @ (chunk rows × vocabulary), plus the ids of texts taken whole.
 
         Returns:
-            (texts × chunk rows, chunk rows × vocabulary), both CSR with float32 counts.
+            A CSR matrix of float32 counts, one row per text.
         """
         from scipy.sparse import csr_matrix
 
@@ -519,19 +528,21 @@ class WordPieceIds:
         split = self._split(prepared)
         text_of = split["t"].to_numpy()
         row_of = rows.lookup(split["w"])
-        if whole:
-            text_of = np.concatenate([text_of, np.fromiter((i for i, p in whole for _ in p), np.uint32)])
-            row_of = np.concatenate(
-                [row_of, np.fromiter((rows.token_row(t) for _, p in whole for t in p), np.int64)]
-            )
-            order = np.argsort(text_of, kind="stable")
-            text_of, row_of = text_of[order], row_of[order]
         indptr = np.searchsorted(text_of, np.arange(len(texts) + 1, dtype=text_of.dtype))
         texts_by_rows = csr_matrix(
             (np.ones(row_of.size, dtype=np.float32), row_of.astype(np.int32), indptr.astype(np.int32)),
             shape=(len(texts), rows.count),
         )
-        return texts_by_rows, rows.matrix(self._vocab_size)
+        bag: csr_matrix = texts_by_rows @ rows.matrix(self._vocab_size)
+        if whole:
+            flat = [(i, t) for i, ids in whole for t in ids]
+            if flat:
+                at, ids = np.asarray(flat, dtype=np.int64).T
+                extra = csr_matrix(
+                    (np.ones(at.size, dtype=np.float32), (at, ids)), shape=(len(texts), self._vocab_size)
+                )
+                bag = (bag + extra).tocsr()
+        return bag
 
     def cache_sizes(self) -> dict[str, int]:
         """Entries in each cache (chunks, words, characters), for diagnostics."""

@@ -84,6 +84,18 @@ def test_existing_collection_with_other_quantization_is_refused_untouched(
         assert store.count("nfcorpus-d32-binary") == first.chunks
 
 
+def test_existing_collection_with_other_chunking_is_refused_untouched(
+    nfcorpus_run: tuple[Path, IngestSummary], small_model_dir: Path
+) -> None:
+    data_dir, first = nfcorpus_run
+    cfg = small_cfg(data_dir, small_model_dir, chunk_tokens=256)
+    with pytest.raises(CollectionMismatchError, match=r"chunk_tokens 512 \(this run: 256\).*--recreate"):
+        run_ingest(str(NFCORPUS), cfg, progress=False)
+    with open_store(data_dir=data_dir, qdrant_url=None, read_only=True) as store:
+        assert store.count("nfcorpus-d64-none") == first.chunks
+        assert store.get_metadata("nfcorpus-d64-none")["chunking"] == "token-windows-at-whitespace-v2"
+
+
 def test_parquet_corpus_end_to_end(tmp_path: Path, small_model_dir: Path) -> None:
     pdir = tmp_path / "mycorpus"
     pdir.mkdir()

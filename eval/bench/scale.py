@@ -2,7 +2,7 @@
 
 Usage:
     python -m eval.bench.scale [--docs 171332] [--model random-1024] [--matrix published|default]
-        [--workers 0] [--no-small] [--out bench-out/] [--data-dir data]
+        [--modes auto|inprocess|N,...] [--no-small] [--no-engine-heap] [--out bench-out/] [--data-dir data]
 
 It writes a synthetic Parquet corpus of `--docs` documents shaped like TREC-COVID (see
 `eval.bench.synth_corpus`: real SciFact/NFCorpus sentences, lognormal lengths, ~160 words per
@@ -19,10 +19,18 @@ and per stage, and RSS:
 
 - main process peak (pipeline + engine; `VmHWM`, exact) and its peaks during the load and
   the index phases;
-- pipeline RSS: the main process's peak during the load phase *minus its resident shard-file
-  pages* (which are the engine's), and the encoder workers' peak; what remains of the engine in
-  the main process (its heap: id tracker, quantized copies) is still counted there, so the
-  figure is an upper bound of the pipeline's own memory;
+- pipeline RSS incl. engine heap: the main process's peak during the load phase of its anonymous +
+  shared-memory pages (every sample) plus its resident pages of files other than the engine's shard
+  files (libraries, the model; read with smaps), and the encoder workers' peak (`VmHWM`);
+- the engine's heap in the main process (id tracker, in-RAM structures), measured, not assumed: after
+  the first run at each scale a fresh bare-store process (`--child-bare`, no source, chunker or
+  encoder) loads the same number of points in the same batch size, with the same payload fields, and
+  reports how far its resident size (counted the same way) rose above its size before the first
+  upsert, at the end of the load and at its peak;
+- pipeline RSS excl. engine heap: the figure above minus the engine's heap at the end of the bare
+  load (`--no-engine-heap` skips the bare run; the ratio then includes it). The closing lines give,
+  per mode, the ratio between the two scales (excl. engine heap, then incl. it) and flag a mode that
+  ran different architectures at the two scales (`auto`);
 - the engine's share: resident shard-file pages at the end of the load phase, and the index phase's
   peak above the load phase's (HNSW build).
 
@@ -78,7 +86,7 @@ def child(args: argparse.Namespace) -> None:
     import resource
 
     from ingest.config import build_config
-    from ingest.parallel import peak_rss_mb
+    from ingest.parallel import choose_workers, peak_rss_mb, size_hint
     from ingest.pipeline import IngestJob, _run_pipelined, _run_threaded
 
     published = args.matrix == "published"
@@ -95,7 +103,18 @@ def child(args: argparse.Namespace) -> None:
     job = IngestJob.open(str(args.corpus), cfg)
     t_open = time.perf_counter()
     opened_maxrss = peak_rss_mb()
-    _emit({"phase": "load", "collections": job.names, "maxrss_mb": opened_maxrss})
+    workers = (
+        0 if args.in_process else choose_workers(cfg.workers, size_hint(job.source.describe()), cfg.limit)
+    )
+    _emit(
+        {
+            "phase": "load",
+            "collections": job.names,
+            "maxrss_mb": opened_maxrss,
+            "workers": workers,
+            "batch_docs": cfg.batch_docs,
+        }
+    )
     try:
         if args.in_process:
             _run_threaded(job, progress=False)
@@ -132,6 +151,80 @@ def child(args: argparse.Namespace) -> None:
     )
 
 
+def child_bare(args: argparse.Namespace) -> None:
+    """Load `args.points` points into bare collections (no source, chunker or encoder) and print figures.
+
+    The engine's share of the main process's heap, measured: the same collections, point count, batch
+    size, payload fields (texts taken from the corpus) and flush/trim per batch as the pipeline, with
+    one block of random unit vectors reused for every batch. Prints the process's resident MB without
+    the shard files (as the watcher counts it) right before the first upsert and at the end.
+    """
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from ingest.config import build_config, resolve_collections
+    from ingest.pipeline import release_freed_memory, slice_vectors
+    from ingest.records import point_id
+    from ingest.stores import open_store
+
+    published = args.matrix == "published"
+    cfg = build_config(
+        None,
+        model=args.model,
+        data_dir=args.data_dir,
+        dims=[1024] if published else None,
+        quantizations=["binary"] if published else None,
+        recreate=True,
+    )
+    specs = resolve_collections(cfg, args.dim)
+    dataset = "bare"
+    names = [spec.name(dataset) for spec in specs]
+    with pq.ParquetFile(args.child_bare) as parquet:
+        texts = [t or " " for t in parquet.read_row_group(0, columns=["text"]).column(0).to_pylist()[:1000]]
+    block = np.random.default_rng(0).standard_normal((args.batch_points, args.dim), dtype=np.float32)
+    block /= np.linalg.norm(block, axis=1, keepdims=True)
+    sliced = slice_vectors(block, {spec.dim for spec in specs})
+    pid = os.getpid()
+    shard_root = str(cfg.data_dir.resolve() / "qdrant")
+
+    def own_mb() -> int:
+        return _own_mb(_status(pid), _mapped_mb(pid, shard_root)[1])
+
+    store = open_store(data_dir=cfg.data_dir, qdrant_url=None)
+    try:
+        for spec, name in zip(specs, names, strict=True):
+            store.ensure_collection(name, spec, recreate=True, defer_index=True)
+        release_freed_memory()
+        baseline = own_mb()
+        _emit({"phase": "load", "baseline_mb": baseline})
+        done = 0
+        while done < args.points:
+            k = min(args.batch_points, args.points - done)
+            ids = [point_id(dataset, f"d{done + i}", 0) for i in range(k)]
+            payloads: list[dict[str, Any]] = []
+            for i in range(k):
+                text = texts[(done + i) % len(texts)][:2500]
+                payload: dict[str, Any] = {
+                    "doc_id": f"d{done + i}",
+                    "chunk_no": 0,
+                    "source": dataset,
+                    "char_start": 0,
+                    "char_end": len(text),
+                }
+                if cfg.store_text:
+                    payload["text"] = text
+                payloads.append(payload)
+            for spec, name in zip(specs, names, strict=True):
+                store.upsert(name, ids, sliced[spec.dim][:k], payloads)
+                store.flush(name)
+            del ids, payloads
+            release_freed_memory()
+            done += k
+        _emit({"phase": "done", "baseline_mb": baseline, "end_of_load_mb": own_mb()})
+    finally:
+        store.close()
+
+
 def _cpu(who: int) -> float:
     import resource
 
@@ -143,13 +236,13 @@ def _cpu(who: int) -> float:
 
 
 def _status(pid: int) -> dict[str, int]:
-    """VmRSS, VmHWM (peak), RssAnon, RssFile of a process in MB ({} once it is gone)."""
+    """VmRSS, VmHWM (peak), RssAnon, RssFile, RssShmem of a process in MB ({} once it is gone)."""
     out: dict[str, int] = {}
     try:
         with open(f"/proc/{pid}/status", encoding="utf-8") as fh:
             for line in fh:
                 key, _, value = line.partition(":")
-                if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
+                if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "RssShmem"):
                     out[key] = int(value.split()[0]) // 1024
     except OSError:
         return {}
@@ -177,9 +270,12 @@ def _is_worker(pid: int) -> bool:
     return b"multiprocessing" in cmd and b"resource_tracker" not in cmd
 
 
-def _mapped_mb(pid: int, under: str) -> int:
-    """Resident MB of the file mappings of `pid` whose path starts with `under`."""
-    total = 0
+def _mapped_mb(pid: int, under: str) -> tuple[int, int]:
+    """Resident MB of the file mappings of `pid`: those whose path starts with `under`, and the others.
+
+    The others are libraries and the model's files (the pipeline's); `under` holds the engine's shard files.
+    """
+    shard = other = 0
     path = ""
     try:
         with open(f"/proc/{pid}/smaps", encoding="utf-8", errors="replace") as fh:
@@ -187,11 +283,25 @@ def _mapped_mb(pid: int, under: str) -> int:
                 if _MAPPING.match(line):
                     parts = line.split(None, 5)
                     path = parts[5].strip() if len(parts) > 5 else ""
-                elif line.startswith("Rss:") and path.startswith(under):
-                    total += int(line.split()[1])
+                elif line.startswith("Rss:") and path.startswith("/"):
+                    if path.startswith(under):
+                        shard += int(line.split()[1])
+                    else:
+                        other += int(line.split()[1])
     except OSError:
-        return 0
-    return total // 1024
+        return 0, 0
+    return shard // 1024, other // 1024
+
+
+def _own_mb(st: dict[str, int], other_files_mb: int) -> int:
+    """A process's resident MB without the engine's shard-file pages.
+
+    Anonymous and shared-memory pages (read at every sample) plus the resident pages of files other
+    than the shard's (libraries, the model; read with smaps about once a second, and nearly constant).
+    Subtracting a once-a-second shard reading from VmRSS instead would count the shard pages mapped
+    since that reading (about 15 MB a second while loading) as the pipeline's.
+    """
+    return st.get("RssAnon", 0) + st.get("RssShmem", 0) + other_files_mb
 
 
 class Watcher:
@@ -205,6 +315,7 @@ class Watcher:
         self.worker_peak_mb = 0
         self.workers_seen: set[int] = set()
         self.last_shard_mb = 0
+        self.last_other_files_mb = 0
         self.phase_end_shard_mb: dict[str, int] = {}
         self.timeline: list[dict[str, Any]] = []
         self._started = time.perf_counter()
@@ -217,7 +328,7 @@ class Watcher:
 
     def set_phase(self, phase: str) -> None:
         """Attribute the following samples to `phase` (noting the shard pages at the previous one's end)."""
-        self.phase_end_shard_mb[self.phase] = _mapped_mb(self.pid, self.shard_root)
+        self.phase_end_shard_mb[self.phase] = _mapped_mb(self.pid, self.shard_root)[0]
         self.phase = phase
 
     def stop(self) -> None:
@@ -235,11 +346,11 @@ class Watcher:
             st = _status(self.pid)
             if st:
                 if n % SMAPS_EVERY == 0:
-                    self.last_shard_mb = _mapped_mb(self.pid, self.shard_root)
+                    self.last_shard_mb, self.last_other_files_mb = _mapped_mb(self.pid, self.shard_root)
                     self._peak("shard_files", self.last_shard_mb)
                 self._peak("rss", st.get("VmRSS", 0))
                 self._peak("anon", st.get("RssAnon", 0))
-                self._peak("rss_minus_shard_files", st.get("VmRSS", 0) - self.last_shard_mb)
+                self._peak("rss_minus_shard_files", _own_mb(st, self.last_other_files_mb))
                 workers = 0
                 for child_pid in _children(self.pid):
                     if child_pid in self.workers_seen or _is_worker(child_pid):
@@ -254,6 +365,7 @@ class Watcher:
                             "rss": st.get("VmRSS", 0),
                             "anon": st.get("RssAnon", 0),
                             "shard_files": self.last_shard_mb,
+                            "without_shard_files": _own_mb(st, self.last_other_files_mb),
                             "worker_hwm": workers,
                         }
                     )
@@ -298,6 +410,8 @@ def run_scale(corpus: Path, mode: str, args: argparse.Namespace, data_dir: Path)
     watcher.start()
     done: dict[str, Any] = {}
     open_maxrss = 0
+    workers_used = 0
+    batch_docs = 1
     phases: dict[str, float] = {}
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -310,6 +424,8 @@ def run_scale(corpus: Path, mode: str, args: argparse.Namespace, data_dir: Path)
             done = event
         elif event["phase"] == "load":
             open_maxrss = round(event["maxrss_mb"])
+            workers_used = event["workers"]
+            batch_docs = event["batch_docs"]
             watcher.set_phase("load")
         else:
             watcher.set_phase(event["phase"])
@@ -332,6 +448,9 @@ def run_scale(corpus: Path, mode: str, args: argparse.Namespace, data_dir: Path)
     workers_peak = watcher.worker_peak_mb
     return {
         "mode": mode,
+        "workers_used": workers_used,
+        "batch_docs": batch_docs,
+        "model_dim": summary["model"].get("dim"),
         "docs": n_docs,
         "chunks": summary["chunks"],
         "collections": summary["points"],
@@ -368,6 +487,85 @@ def run_scale(corpus: Path, mode: str, args: argparse.Namespace, data_dir: Path)
     }
 
 
+def run_bare(
+    corpus: Path, points: int, batch_points: int, dim: int, args: argparse.Namespace, data_dir: Path
+) -> dict[str, Any]:
+    """Measure the engine's heap for `points` points in a fresh bare-store process (see `child_bare`).
+
+    Returns:
+        `end_of_load` and `peak`: MB above the process's resident size right before the first upsert
+        (shard files excluded, as for the pipeline figure), and the inputs.
+    """
+    data_dir = data_dir.resolve()
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "eval.bench.scale",
+        "--child-bare",
+        str(corpus),
+        "--points",
+        str(points),
+        "--batch-points",
+        str(batch_points),
+        "--dim",
+        str(dim),
+        "--model",
+        str(args.model_path),
+        "--matrix",
+        args.matrix,
+        "--data-dir",
+        str(data_dir),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+    watcher = Watcher(proc.pid, data_dir / "qdrant")
+    watcher.start()
+    done: dict[str, Any] = {}
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if not line.startswith("@@"):
+            print("   | " + line.rstrip())
+            continue
+        event = json.loads(line[2:])
+        if event["phase"] == "done":
+            done = event
+        watcher.set_phase(event["phase"])
+    code = proc.wait()
+    watcher.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)
+    if code != 0 or not done:
+        raise SystemExit(f"the bare-store run of {points} points failed (exit code {code}); see above")
+    base = done["baseline_mb"]
+    peak = watcher.peaks.get("load", {}).get("rss_minus_shard_files", base)
+    return {
+        "points": points,
+        "batch_points": batch_points,
+        "baseline_mb": base,
+        "end_of_load": max(done["end_of_load_mb"] - base, 0),
+        "peak": max(peak - base, 0),
+    }
+
+
+def add_engine_heap(run: dict[str, Any], engine: dict[str, Any]) -> None:
+    """Record the engine's measured heap in `run` and the pipeline figure without it.
+
+    The engine's heap at the end of the bare load (its id tracker and in-RAM structures, which only grow)
+    is subtracted from the main process's figure, not its peak: that peak also holds per-update
+    transients that need not coincide with the main process's own peak, so the pipeline figure stays
+    an upper bound.
+    """
+    rss = run["rss_mb"]
+    rss["engine_heap_end_of_load"] = engine["end_of_load"]
+    rss["engine_heap_peak"] = engine["peak"]
+    rss["pipeline_main_excl_engine_heap"] = rss["pipeline_main"] - engine["end_of_load"]
+    run["engine_heap"] = engine
+    run["pipeline_peak_rss_mb_excl_engine_heap"] = (
+        rss["pipeline_main_excl_engine_heap"] + rss["encoder_workers_peak"]
+    )
+
+
 def format_run(label: str, r: dict[str, Any]) -> str:
     """A human-readable block of one run's figures."""
     s = r["seconds"]
@@ -386,15 +584,30 @@ def format_run(label: str, r: dict[str, Any]) -> str:
         f"   docs/s: {rates}",
         f"   RSS MB main process: peak {rss['main_peak_vmhwm']:,} (open {rss['main_peak_open_phase']:,}, "
         f"load {rss['main_peak_load_phase']:,}, index {rss['main_peak_index_phase']:,})",
-        f"   RSS MB pipeline: main {rss['pipeline_main']:,} (max of open peak, load-phase peak minus "
-        f"resident shard files {rss['main_load_phase_minus_shard_files']:,}; anon "
+        f"   RSS MB pipeline incl. engine heap: main {rss['pipeline_main']:,} (max of open peak, load-phase "
+        f"peak of anon + shmem + non-shard file pages {rss['main_load_phase_minus_shard_files']:,}; anon "
         f"{rss['main_anon_peak_load_phase']:,}) + encoder workers {rss['encoder_workers_peak']:,} "
         f"= {r['pipeline_peak_rss_mb']:,}",
         f"   RSS MB engine: shard files resident {rss['shard_files_resident_end_of_load']:,} at end of load; "
         f"HNSW build +{rss['engine_index_phase_above_load']:,} above the load phase peak",
         f"   load average before {r['load_average']['before']}, after {r['load_average']['after']}",
     ]
+    if "engine_heap" in r:
+        e = r["engine_heap"]
+        lines.insert(
+            -1,
+            f"   RSS MB engine heap in the main process (bare store, {e['points']:,} points in batches of "
+            f"{e['batch_points']:,}, measured in its own process): +{e['end_of_load']:,} at end of load "
+            f"(peak +{e['peak']:,}); pipeline excl. engine heap: main "
+            f"{rss['pipeline_main_excl_engine_heap']:,} + encoder workers {rss['encoder_workers_peak']:,} = "
+            f"{r['pipeline_peak_rss_mb_excl_engine_heap']:,}",
+        )
+    lines.insert(2, f"   architecture: {_architecture(r['workers_used'])}")
     return "\n".join(lines)
+
+
+def _architecture(workers: int) -> str:
+    return "in-process (three threads)" if workers == 0 else f"{workers} encoder worker process(es)"
 
 
 def corpus_for(out: Path, docs: int, seed: int, beir_dir: Path) -> tuple[Path, dict[str, Any]]:
@@ -410,6 +623,44 @@ def corpus_for(out: Path, docs: int, seed: int, beir_dir: Path) -> tuple[Path, d
     meta["generate_s"] = round(time.perf_counter() - t0, 1)
     meta_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return path, meta
+
+
+def ratio_line(mode: str, small: dict[str, Any], big: dict[str, Any], results: dict[str, Any]) -> str:
+    """The peak-RSS ratio of one mode between the two scales (recorded in `results`), as a line.
+
+    The headline figure excludes the engine's heap when it was measured (see `add_engine_heap`); the
+    figure including it follows. `auto` may pick different architectures at the two scales: the line
+    then says so, as such a ratio compares two designs rather than the growth of one.
+    """
+    key = "pipeline_peak_rss_mb_excl_engine_heap"
+    excl = key in small and key in big
+    lo = small[key] if excl else small["pipeline_peak_rss_mb"]
+    hi = big[key] if excl else big["pipeline_peak_rss_mb"]
+    ratio = hi / max(lo, 1)
+    results.setdefault("pipeline_rss_ratio", {})[mode] = round(ratio, 2)
+    incl_ratio = big["pipeline_peak_rss_mb"] / max(small["pipeline_peak_rss_mb"], 1)
+    results.setdefault("pipeline_rss_ratio_incl_engine_heap", {})[mode] = round(incl_ratio, 2)
+    what = "excl. engine heap" if excl else "incl. engine heap"
+    line = (
+        f"pipeline peak RSS ({what}), mode {mode}: {lo:,} MB at {small['docs']:,} docs, {hi:,} MB at "
+        f"{big['docs']:,} docs: ratio {ratio:.2f}"
+    )
+    if excl:
+        line += (
+            f" (incl. engine heap: {small['pipeline_peak_rss_mb']:,} vs {big['pipeline_peak_rss_mb']:,} MB, "
+            f"ratio {incl_ratio:.2f})"
+        )
+    line += (
+        f"; main process incl. engine: {small['rss_mb']['main_peak_vmhwm']:,} vs "
+        f"{big['rss_mb']['main_peak_vmhwm']:,} MB"
+    )
+    if small["workers_used"] != big["workers_used"]:
+        line += (
+            f"\n   NOT like for like: mode {mode} ran {_architecture(small['workers_used'])} at "
+            f"{small['docs']:,} docs and {_architecture(big['workers_used'])} at {big['docs']:,}; "
+            "compare one architecture with --modes inprocess,1"
+        )
+    return line
 
 
 def parse_modes(text: str) -> list[str]:
@@ -441,6 +692,12 @@ def main(argv: list[str] | None = None) -> None:
         "--no-small", action="store_true", help="skip the runs at docs/10 (and the RSS ratio)"
     )
     parser.add_argument("--keep-data", action="store_true", help="keep each run's data directory")
+    parser.add_argument(
+        "--no-engine-heap",
+        action="store_true",
+        help="skip the bare-store run per scale that measures the engine's heap (then the pipeline "
+        "figures include it)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
     parser.add_argument(
@@ -450,10 +707,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--workers", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-bare", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--points", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--batch-points", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--dim", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
         args.corpus = args.child
         child(args)
+        return
+    if args.child_bare is not None:
+        child_bare(args)
         return
     modes = parse_modes(args.modes)
 
@@ -491,6 +755,22 @@ def main(argv: list[str] | None = None) -> None:
             print(f"\n== {args.matrix}, {docs:,} docs, mode {mode}: a fresh process ...", flush=True)
             run = run_scale(corpora[docs][0], mode, args, args.out / f"data-{args.matrix}-{docs}-{mode}")
             results["runs"].append(run)
+            if not args.no_engine_heap:
+                same = [r for r in results["runs"][:-1] if r["docs"] == run["docs"] and "engine_heap" in r]
+                if same:
+                    engine = same[0]["engine_heap"]
+                else:
+                    batches = -(-run["docs"] // run["batch_docs"])
+                    print(f"   (bare store: the engine's heap for {run['chunks']:,} points ...)", flush=True)
+                    engine = run_bare(
+                        corpora[docs][0],
+                        run["chunks"],
+                        -(-run["chunks"] // max(batches, 1)),
+                        run["model_dim"],
+                        args,
+                        args.out / f"data-{args.matrix}-{docs}-bare",
+                    )
+                add_engine_heap(run, engine)
             print(format_run(f"{args.matrix} @ {docs:,} docs, mode {mode}", run), flush=True)
         if len(modes) > 1:
             runs = [r for r in results["runs"] if r["docs"] == results["runs"][-1]["docs"]]
@@ -505,14 +785,7 @@ def main(argv: list[str] | None = None) -> None:
         print()
         for mode in modes:
             small, big = (r for r in results["runs"] if r["mode"] == mode)
-            ratio = big["pipeline_peak_rss_mb"] / max(small["pipeline_peak_rss_mb"], 1)
-            results.setdefault("pipeline_rss_ratio", {})[mode] = round(ratio, 2)
-            lo, hi = small["pipeline_peak_rss_mb"], big["pipeline_peak_rss_mb"]
-            print(
-                f"pipeline peak RSS, mode {mode}: {lo:,} MB at {scales[0]:,} docs, {hi:,} MB at "
-                f"{scales[1]:,} docs: ratio {ratio:.2f} (main process incl. engine: "
-                f"{small['rss_mb']['main_peak_vmhwm']:,} vs {big['rss_mb']['main_peak_vmhwm']:,} MB)"
-            )
+            print(ratio_line(mode, small, big, results))
     out_file = args.out / f"scale-{args.matrix}-{args.docs}-{'-'.join(modes)}.json"
     out_file.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
     print(f"\nwrote {out_file}")
