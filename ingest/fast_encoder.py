@@ -13,6 +13,7 @@ caches; a float32 table stored in safetensors is memory-mapped so they share its
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -38,6 +39,8 @@ POOL_TASK_TEXTS = 512
 POOL_MIN_TEXTS = 1024
 # Texts per sparse product, to bound the memory of the intermediate bag.
 PRODUCT_TEXTS = 8192
+# Table columns per slice when summing rows (see `FastStaticEncoder._table_slices`).
+SLICE_DIMS = 128
 
 
 def normalise_rows(vectors: np.ndarray) -> np.ndarray:
@@ -89,6 +92,23 @@ def bag_token_counts(bag: Any) -> np.ndarray:
     return np.rint(np.asarray(bag.sum(axis=1, dtype=np.float64)).ravel()).astype(np.int64)
 
 
+def release_mapped_pages(array: np.ndarray) -> None:
+    """Tell the OS this process no longer needs the resident pages of a memory-mapped array.
+
+    The file stays mapped (it is read again on access); only this process's resident set shrinks.
+    Does nothing for an array that is not a view of a `numpy.memmap`, or where `madvise` is missing.
+    """
+    import mmap
+
+    base: Any = array
+    while base is not None and not isinstance(base, np.memmap):
+        base = getattr(base, "base", None)
+    handle = getattr(base, "_mmap", None)
+    if handle is not None and hasattr(handle, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        with contextlib.suppress(OSError, ValueError):
+            handle.madvise(mmap.MADV_DONTNEED)
+
+
 class FastStaticEncoder:
     """Encode texts with a static model's table: exact mean pooling, normalised, fast.
 
@@ -135,7 +155,7 @@ class FastStaticEncoder:
         self.workers = max(1, workers)
         self._loader = loader
         self._pool: Executor | None = None
-        self._tensor: Any = None
+        self._slices: list[tuple[int, int, Any]] | None = None
 
     @property
     def strategy(self) -> str:
@@ -194,15 +214,35 @@ class FastStaticEncoder:
             return np.zeros((0, self.table.shape[1]), dtype=np.float32)
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
-    def _table_tensor(self) -> Any:
-        if self._tensor is None:
+    def _table_slices(self) -> list[tuple[int, int, Any]]:
+        """The table as contiguous column slices `(first column, last column + 1, tensor)`.
+
+        Summing rows of a 1024-d table is memory-bound: each (text, token) pair reads a 4 KB row
+        scattered over 125 MB. Slices of `SLICE_DIMS` columns (16 MB for bert-base-uncased's
+        vocabulary) stay in the CPU cache far better; the sums are identical (same order per
+        column) and measured 1.7× faster at 1024-d. The copy is made once; a memory-mapped
+        table's pages are then handed back to the OS.
+        """
+        if self._slices is None:
             import torch
 
-            with warnings.catch_warnings():
-                # A memory-mapped table is read-only; embedding_bag only reads it.
-                warnings.simplefilter("ignore", UserWarning)
-                self._tensor = torch.from_numpy(self.table)
-        return self._tensor
+            dim = self.table.shape[1]
+            if dim <= SLICE_DIMS:
+                with warnings.catch_warnings():
+                    # A memory-mapped table is read-only; embedding_bag only reads it.
+                    warnings.simplefilter("ignore", UserWarning)
+                    self._slices = [(0, dim, torch.from_numpy(self.table))]
+            else:
+                self._slices = [
+                    (
+                        a,
+                        min(a + SLICE_DIMS, dim),
+                        torch.from_numpy(np.ascontiguousarray(self.table[:, a : a + SLICE_DIMS])),
+                    )
+                    for a in range(0, dim, SLICE_DIMS)
+                ]
+                release_mapped_pages(self.table)
+        return self._slices
 
     def embed(self, bag: Any) -> np.ndarray:
         """Encode texts given as a bag of token counts (`bag`): sum of table rows, L2-normalised.
@@ -228,15 +268,18 @@ class FastStaticEncoder:
         if bag.shape[0] == 0:
             return np.zeros((0, self.table.shape[1]), dtype=np.float32)
         data = bag.data if self._keep is None else bag.data * self._keep[bag.indices]
+        indices = torch.from_numpy(bag.indices.astype(np.int64))
+        offsets = torch.from_numpy(bag.indptr[:-1].astype(np.int64))
+        weights = torch.from_numpy(data.astype(np.float32))
+        slices = self._table_slices()
+        sums = np.empty((bag.shape[0], self.table.shape[1]), dtype=np.float32)
         with torch.inference_mode():
-            sums = torch.nn.functional.embedding_bag(
-                torch.from_numpy(bag.indices.astype(np.int64)),
-                self._table_tensor(),
-                torch.from_numpy(bag.indptr[:-1].astype(np.int64)),
-                mode="sum",
-                per_sample_weights=torch.from_numpy(data.astype(np.float32)),
-            )
-        return normalise_rows(sums.numpy())
+            for first, end, table in slices:
+                part = torch.nn.functional.embedding_bag(
+                    indices, table, offsets, mode="sum", per_sample_weights=weights
+                )
+                sums[:, first:end] = part.numpy()
+        return normalise_rows(sums)
 
     def bag(self, texts: Sequence[str]) -> Any:
         """Texts × vocabulary token counts (CSR, one entry per distinct token of a text).

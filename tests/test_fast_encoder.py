@@ -246,3 +246,22 @@ def test_caches_stay_exact_across_batches_and_resets(
             ]
     assert fresh._fast._ids is not None and fresh._fast._ids._rows.count < 400 + 4000
     assert np.abs(whole - reference).max() < 1e-5
+
+
+def test_table_summed_in_column_slices_matches_the_library(tmp_path: Path, beir_sample: list[str]) -> None:
+    from ingest.fast_encoder import SLICE_DIMS, release_mapped_pages
+
+    path = build_random_static_model(tmp_path / "random-300", dim=300, seed=2)
+    enc = load_encoder(str(path), data_dir=tmp_path)
+    texts = VARIED + beir_sample[:100]
+    got = enc.encode(texts)
+    slices = enc._fast._table_slices()
+    assert [(a, b) for a, b, _ in slices] == [
+        (0, SLICE_DIMS),
+        (SLICE_DIMS, 2 * SLICE_DIMS),
+        (2 * SLICE_DIMS, 300),
+    ]
+    assert np.abs(got - enc.plain_encode(texts)).max() < 1e-5
+    # The memory-mapped table stays readable after its pages were handed back.
+    release_mapped_pages(enc.files.table)
+    np.testing.assert_array_equal(np.asarray(enc.files.table[:3, :5]), slices[0][2].numpy()[:3, :5])

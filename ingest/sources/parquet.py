@@ -149,12 +149,13 @@ class ParquetSource(BaseSource):
         total = 0
         for f in self.files:
             try:
-                meta = pq.ParquetFile(f)
+                with pq.ParquetFile(f) as meta:
+                    schema, rows = meta.schema_arrow, meta.metadata.num_rows
             except (pa.ArrowException, OSError) as exc:
                 raise InputError(f"{f}: not a readable Parquet file ({exc}): check the file") from exc
-            self._title_in.append(self._check_schema(f, meta.schema_arrow))
+            self._title_in.append(self._check_schema(f, schema))
             self._starts.append(total)
-            total += meta.metadata.num_rows
+            total += rows
         self.num_rows = total
         self._sha256: str | None = None
 
