@@ -39,8 +39,10 @@ POOL_TASK_TEXTS = 512
 POOL_MIN_TEXTS = 1024
 # Texts per sparse product, to bound the memory of the intermediate bag.
 PRODUCT_TEXTS = 8192
-# Table columns per slice when summing rows (see `FastStaticEncoder._table_slices`).
+# Table columns per slice when summing rows (see `FastStaticEncoder._table_slices`), and the rows
+# copied into the slices at a time.
 SLICE_DIMS = 128
+COPY_ROWS = 2048
 
 
 def normalise_rows(vectors: np.ndarray) -> np.ndarray:
@@ -92,21 +94,41 @@ def bag_token_counts(bag: Any) -> np.ndarray:
     return np.rint(np.asarray(bag.sum(axis=1, dtype=np.float64)).ravel()).astype(np.int64)
 
 
-def release_mapped_pages(array: np.ndarray) -> None:
-    """Tell the OS this process no longer needs the resident pages of a memory-mapped array.
-
-    The file stays mapped (it is read again on access); only this process's resident set shrinks.
-    Does nothing for an array that is not a view of a `numpy.memmap`, or where `madvise` is missing.
-    """
-    import mmap
-
+def _mapping(array: np.ndarray) -> tuple[Any, int] | None:
+    """The `mmap` behind a view of a `numpy.memmap`, and the view's first byte's offset in it."""
     base: Any = array
     while base is not None and not isinstance(base, np.memmap):
         base = getattr(base, "base", None)
     handle = getattr(base, "_mmap", None)
-    if handle is not None and hasattr(handle, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+    if handle is None or not hasattr(handle, "madvise"):
+        return None
+    start = np.frombuffer(handle, dtype=np.uint8).ctypes.data
+    return handle, int(array.ctypes.data) - start
+
+
+def release_mapped_pages(array: np.ndarray, first_byte: int = 0, end_byte: int | None = None) -> None:
+    """Tell the OS this process no longer needs the resident pages of (part of) a memory-mapped array.
+
+    The file stays mapped (pages are read again on access); only this process's resident set
+    shrinks. Does nothing for an array that is not a view of a `numpy.memmap`.
+
+    Args:
+        array: The array.
+        first_byte: Start of the range, in bytes from the array's first byte.
+        end_byte: End of the range (default: the array's end).
+    """
+    import mmap
+
+    found = _mapping(array)
+    if found is None or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    handle, offset = found
+    end = array.nbytes if end_byte is None else min(end_byte, array.nbytes)
+    start = (offset + first_byte) // mmap.PAGESIZE * mmap.PAGESIZE
+    stop = min(offset + end, len(handle))
+    if stop > start:
         with contextlib.suppress(OSError, ValueError):
-            handle.madvise(mmap.MADV_DONTNEED)
+            handle.madvise(mmap.MADV_DONTNEED, start, stop - start)
 
 
 class FastStaticEncoder:
@@ -233,15 +255,19 @@ class FastStaticEncoder:
                     warnings.simplefilter("ignore", UserWarning)
                     self._slices = [(0, dim, torch.from_numpy(self.table))]
             else:
-                self._slices = [
-                    (
-                        a,
-                        min(a + SLICE_DIMS, dim),
-                        torch.from_numpy(np.ascontiguousarray(self.table[:, a : a + SLICE_DIMS])),
-                    )
+                rows = self.table.shape[0]
+                parts = [
+                    (a, min(a + SLICE_DIMS, dim), np.empty((rows, min(SLICE_DIMS, dim - a)), np.float32))
                     for a in range(0, dim, SLICE_DIMS)
                 ]
-                release_mapped_pages(self.table)
+                # Row blocks, each handed back once copied: never the whole table twice in memory.
+                row_bytes = self.table.strides[0]
+                for r in range(0, rows, COPY_ROWS):
+                    block = self.table[r : r + COPY_ROWS]
+                    for first, end, part in parts:
+                        part[r : r + COPY_ROWS] = block[:, first:end]
+                    release_mapped_pages(self.table, r * row_bytes, (r + COPY_ROWS) * row_bytes)
+                self._slices = [(first, end, torch.from_numpy(part)) for first, end, part in parts]
         return self._slices
 
     def embed(self, bag: Any) -> np.ndarray:
