@@ -88,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         help="processes that chunk and encode while this one reads and upserts; 0 (default) = automatic: "
-        "one for corpora of 20,000 documents or more (or of unknown size) on 2+ cores, else none",
+        "one for corpora of 20,000 documents or more (or of unknown size) loaded into 3+ collections "
+        "on 2+ cores, else none (threads)",
     )
     p.add_argument(
         "--on-error",

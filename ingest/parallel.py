@@ -1,21 +1,23 @@
 """Chunking and encoding in worker processes, so the main process is free to read and upsert.
 
-qdrant-edge's `EdgeShard.update` holds the GIL while it converts and stores points, so a thread
-that encodes beside it gets little done. A worker process does not share the GIL: it rebuilds the
-same chunker and encoder from an `EncodeRecipe` (model directory + chunk parameters), receives
-numbered document batches (pickled) and sends back `EncodedBatch`es: the chunks and their
-full-dimension vectors, exactly what `IngestJob.encode_batch` computes in-process.
+qdrant-edge's `EdgeShard.update` holds the GIL while it converts and stores points; the encoder's
+heavy parts (polars, torch) release it, so with one or two collections a thread keeps up, but with
+many the upserts leave the encoding thread little time. A worker process does not share the GIL:
+it rebuilds the same chunker and encoder from an `EncodeRecipe` (model directory + chunk
+parameters), receives numbered document batches (pickled) and sends back `EncodedBatch`es: the
+chunks and their full-dimension vectors, exactly what `IngestJob.encode_batch` computes in-process.
 
 Workers are started with "spawn" (no fork of a process holding engine threads and file locks);
-each one loads the model once (a float32 safetensors table is memory-mapped, so workers share its
-pages) and encodes on one thread. Spawned workers import the main module, so a script that ingests a
+each one loads the model once (its own copy of the table, in column slices) and encodes on one
+thread. Spawned workers import the main module, so a script that ingests a
 big corpus must guard its entry point (`if __name__ == "__main__":`).
 
-Measured on 2 cores (BENCHMARKS.md, one run side by side): at 171,332 TREC-COVID-sized documents,
-1024-d binary, one worker takes the load phase from 84 s (three threads in one process) to 69 s and
-the whole ingest, HNSW included, from 121 s to 92 s. A second worker did not help (the main
-process's reading and upserting use the other core part of the time, and two workers then share
-it); below ~20,000 documents starting a worker costs more than it saves.
+Measured on 2 cores (BENCHMARKS.md, side by side in one run, 171,332 TREC-COVID-sized documents,
+1024-d): with one collection (binary) one worker and three threads in one process take the same
+time (60.2 vs 59.2 s, HNSW included; the worker costs ~150 MB more); with the ten collections of
+the default matrix the worker shortens the load phase from 152 s to 123 s, because the main
+process then spends most of the load upserting. Below ~20,000 documents starting a worker costs
+more than it saves. `choose_workers` encodes that.
 """
 
 from __future__ import annotations
@@ -39,9 +41,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# With `workers=0` (auto), corpora known to hold fewer documents than this are encoded in-process:
-# starting a worker (imports + model load, 2-4 s) costs more than it saves on them.
+# With `workers=0` (auto), a worker process is used only for corpora that may hold this many
+# documents or more (starting one, imports + model load, costs 2-4 s) and for runs loading more
+# than this many collections: the main process then spends most of the load converting and
+# upserting every chunk once per collection with the GIL held, and encoding beside it in a thread
+# gets little done. With one or two collections the threads keep up (BENCHMARKS.md).
 AUTO_MIN_DOCS = 20_000
+AUTO_MAX_INPROCESS_COLLECTIONS = 2
 
 
 @dataclass(frozen=True)
@@ -203,14 +209,16 @@ class ProcessEncoder:
         self.close()
 
 
-def choose_workers(requested: int, size_hint: int | None, limit: int | None) -> int:
+def choose_workers(requested: int, size_hint: int | None, limit: int | None, collections: int = 1) -> int:
     """How many encoder processes a run uses: 0 means in-process.
 
     Args:
         requested: `IngestConfig.workers`: N ≥ 1 forces N processes; 0 is automatic (one process
-            when the corpus may hold `AUTO_MIN_DOCS` documents or more and two cores are usable).
+            when the corpus may hold `AUTO_MIN_DOCS` documents or more, the run loads more than
+            `AUTO_MAX_INPROCESS_COLLECTIONS` collections and two cores are usable).
         size_hint: Documents the source says it holds, if it knows.
         limit: The run's document limit, if any.
+        collections: Collections the run loads.
 
     Returns:
         The number of worker processes.
@@ -219,6 +227,8 @@ def choose_workers(requested: int, size_hint: int | None, limit: int | None) -> 
         return requested
     known = [n for n in (size_hint, limit) if n is not None]
     if known and min(known) < AUTO_MIN_DOCS:
+        return 0
+    if collections <= AUTO_MAX_INPROCESS_COLLECTIONS:
         return 0
     return 1 if usable_cores() >= 2 else 0
 

@@ -522,7 +522,9 @@ def _run_pipelined(job: IngestJob, *, progress: bool) -> None:
     """Run every pending batch: in worker processes for big corpora (or `cfg.workers` ≥ 1), else threads."""
     from ingest.parallel import choose_workers, size_hint
 
-    workers = choose_workers(job.cfg.workers, size_hint(job.source.describe()), job.cfg.limit)
+    workers = choose_workers(
+        job.cfg.workers, size_hint(job.source.describe()), job.cfg.limit, collections=len(job.names)
+    )
     if workers:
         _run_processes(job, workers, progress=progress)
     else:

@@ -12,7 +12,13 @@ import pytest
 from eval.bench.synth_corpus import LengthModel, write_corpus
 from ingest.config import CollectionSpec, IngestConfig
 from ingest.errors import InputError
-from ingest.parallel import AUTO_MIN_DOCS, choose_workers, size_hint, usable_cores
+from ingest.parallel import (
+    AUTO_MAX_INPROCESS_COLLECTIONS,
+    AUTO_MIN_DOCS,
+    choose_workers,
+    size_hint,
+    usable_cores,
+)
 from ingest.pipeline import IngestJob, _run_processes, _run_threaded, run_ingest
 from ingest.stores import open_store
 
@@ -116,8 +122,12 @@ def test_choose_workers() -> None:
     assert choose_workers(0, AUTO_MIN_DOCS - 1, None) == 0  # small corpus: in-process
     assert choose_workers(0, 10**6, 500) == 0  # a small limit counts too
     expected = 1 if usable_cores() >= 2 else 0
-    assert choose_workers(0, AUTO_MIN_DOCS, None) == expected
-    assert choose_workers(0, None, None) == expected  # size unknown
+    many = AUTO_MAX_INPROCESS_COLLECTIONS + 1
+    assert choose_workers(0, AUTO_MIN_DOCS, None, collections=many) == expected
+    assert choose_workers(0, None, None, collections=many) == expected  # size unknown
+    # One or two collections: the threads keep up with the upserts, no worker.
+    assert choose_workers(0, 10**6, None, collections=AUTO_MAX_INPROCESS_COLLECTIONS) == 0
+    assert choose_workers(0, 10**6, None) == 0
 
 
 def test_size_hint_reads_source_descriptions() -> None:
