@@ -518,13 +518,18 @@ def run_ingest(
 _DONE = object()
 
 
-def _run_pipelined(job: IngestJob, *, progress: bool) -> None:
-    """Run every pending batch: in worker processes for big corpora (or `cfg.workers` ≥ 1), else threads."""
+def workers_for(job: IngestJob) -> int:
+    """The encoder worker processes `_run_pipelined` uses for this job (0: threads in this process)."""
     from ingest.parallel import choose_workers, size_hint
 
-    workers = choose_workers(
+    return choose_workers(
         job.cfg.workers, size_hint(job.source.describe()), job.cfg.limit, collections=len(job.names)
     )
+
+
+def _run_pipelined(job: IngestJob, *, progress: bool) -> None:
+    """Run every pending batch: in worker processes for big corpora (or `cfg.workers` ≥ 1), else threads."""
+    workers = workers_for(job)
     if workers:
         _run_processes(job, workers, progress=progress)
     else:

@@ -77,6 +77,22 @@ def machine_info() -> dict[str, Any]:
 # -- the ingest process --------------------------------------------------------------------------------
 
 
+def _bench_config(args: argparse.Namespace, **extra: Any) -> Any:
+    """The ingest configuration of a run: the published (1024-d binary) or the default matrix, recreated."""
+    from ingest.config import build_config
+
+    published = args.matrix == "published"
+    return build_config(
+        None,
+        model=args.model,
+        data_dir=args.data_dir,
+        dims=[1024] if published else None,
+        quantizations=["binary"] if published else None,
+        recreate=True,
+        **extra,
+    )
+
+
 def _emit(event: dict[str, Any]) -> None:
     print("@@" + json.dumps(event, default=str), flush=True)
 
@@ -85,27 +101,15 @@ def child(args: argparse.Namespace) -> None:
     """Run one ingest (in the fresh process the parent started) and print its phases as JSON lines."""
     import resource
 
-    from ingest.config import build_config
-    from ingest.parallel import choose_workers, peak_rss_mb, size_hint
-    from ingest.pipeline import IngestJob, _run_pipelined, _run_threaded
+    from ingest.parallel import peak_rss_mb
+    from ingest.pipeline import IngestJob, _run_pipelined, _run_threaded, workers_for
 
-    published = args.matrix == "published"
-    cfg = build_config(
-        None,
-        model=args.model,
-        data_dir=args.data_dir,
-        dims=[1024] if published else None,
-        quantizations=["binary"] if published else None,
-        workers=args.workers,
-        recreate=True,
-    )
+    cfg = _bench_config(args, workers=args.workers)
     t0 = time.perf_counter()
     job = IngestJob.open(str(args.corpus), cfg)
     t_open = time.perf_counter()
     opened_maxrss = peak_rss_mb()
-    workers = (
-        0 if args.in_process else choose_workers(cfg.workers, size_hint(job.source.describe()), cfg.limit)
-    )
+    workers = 0 if args.in_process else workers_for(job)
     _emit(
         {
             "phase": "load",
@@ -162,20 +166,12 @@ def child_bare(args: argparse.Namespace) -> None:
     import numpy as np
     import pyarrow.parquet as pq
 
-    from ingest.config import build_config, resolve_collections
+    from ingest.config import resolve_collections
     from ingest.pipeline import release_freed_memory, slice_vectors
     from ingest.records import point_id
     from ingest.stores import open_store
 
-    published = args.matrix == "published"
-    cfg = build_config(
-        None,
-        model=args.model,
-        data_dir=args.data_dir,
-        dims=[1024] if published else None,
-        quantizations=["binary"] if published else None,
-        recreate=True,
-    )
+    cfg = _bench_config(args)
     specs = resolve_collections(cfg, args.dim)
     dataset = "bare"
     names = [spec.name(dataset) for spec in specs]
