@@ -149,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
     )
-    from eval.runner import EvalOptions, run_eval
+    from eval.options import EvalOptions
+    from eval.runner import run_eval
     from ingest.config import parse_csv
 
     try:

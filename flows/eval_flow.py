@@ -17,12 +17,12 @@ from eval.metrics import PRIMARY_METRIC
 from flows.common import artifact_key, beir_dirs_with_env, is_transient
 
 if TYPE_CHECKING:
+    from eval.options import EvalOptions
     from eval.runner import (
         CollectionPlan,
         CollectionTarget,
         ConfigResult,
         EvalData,
-        EvalOptions,
         QueryEmbeddings,
         ReportFiles,
     )
@@ -264,8 +264,8 @@ def evaluate_corpus(
     Raises:
         IngestError: (InputError, ModelError, StoreError, DatasetNotFoundError) saying what to do.
     """
+    from eval.options import EvalOptions
     from eval.runner import (
-        EvalOptions,
         assemble_results,
         compare_to_baseline,
         engine_description,

@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] == "build-model":
         margs = build_model_parser().parse_args(argv[1:])
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-        from ingest.models import build_random_static_model, build_standin, random_model_path
+        from ingest.encoder.models import build_random_static_model, build_standin, random_model_path
 
         if margs.kind == "standin":
             path = build_standin(margs.data_dir)

@@ -14,7 +14,7 @@ from ingest.records import Chunk, Document
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
-    from ingest.encoding import Encoder
+    from ingest.encoder.static import Encoder
 
 # Recorded in every checkpoint: resuming a load whose windows were cut another way would mix them.
 SCHEME = "token-windows-at-whitespace-v2"

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ingest.chunking import Chunker
-    from ingest.encoding import Encoder
+    from ingest.encoder.static import Encoder
     from ingest.pipeline import EncodedBatch
     from ingest.records import Document
 
@@ -86,7 +86,7 @@ class EncodeRecipe:
         from pathlib import Path
 
         from ingest.chunking import Chunker
-        from ingest.encoding import load_encoder
+        from ingest.encoder.static import load_encoder
 
         encoder = load_encoder(self.model_path, data_dir=Path(self.data_dir), fast=self.fast)
         chunker = Chunker.for_encoder(encoder, self.chunk_tokens, self.chunk_overlap)

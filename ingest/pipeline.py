@@ -152,7 +152,7 @@ def release_freed_memory() -> None:
 
 def slice_vectors(vectors: np.ndarray, dims: set[int]) -> dict[int, np.ndarray]:
     """Matryoshka: prefix-slice full-dimension vectors to each dim and re-normalise."""
-    from ingest.encoding import slice_normalise
+    from ingest.encoder.static import slice_normalise
 
     full = vectors.shape[1]
     return {d: (vectors if d == full else slice_normalise(vectors, d)) for d in dims}
@@ -223,7 +223,7 @@ class IngestJob:
             CollectionMismatchError: an existing collection differs from the request (or was
                 built with another model) and `cfg.recreate` is False.
         """
-        from ingest.encoding import load_encoder
+        from ingest.encoder.static import load_encoder
         from ingest.sources import open_source
         from ingest.stores import open_store
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from ingest.encoding import Encoder
+    from ingest.encoder.static import Encoder
 
 # Tests never download: the Hub is unreachable here and must stay untouched in CI.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -30,7 +30,7 @@ def models_data_dir() -> Path:
 @pytest.fixture(scope="session")
 def standin_dir(models_data_dir: Path) -> Path:
     """The offline stand-in model (about a minute to distil the first time, then reused)."""
-    from ingest.models import build_standin
+    from ingest.encoder.models import build_standin
 
     return build_standin(models_data_dir)
 
@@ -38,7 +38,7 @@ def standin_dir(models_data_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def small_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random 64-d static sentence-transformers model with the bert-base-uncased tokenizer."""
-    from ingest.models import build_random_static_model
+    from ingest.encoder.models import build_random_static_model
 
     return build_random_static_model(tmp_path_factory.mktemp("models") / "random-64", dim=64, seed=1)
 
@@ -46,6 +46,6 @@ def small_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def small_encoder(small_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Encoder:
     """The fast encoder of `small_model_dir`."""
-    from ingest.encoding import load_encoder
+    from ingest.encoder.static import load_encoder
 
     return load_encoder(str(small_model_dir), data_dir=tmp_path_factory.mktemp("data"))

@@ -373,7 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="bad-inputs-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        from ingest.models import build_random_static_model
+        from ingest.encoder.models import build_random_static_model
 
         model = build_random_static_model(work / "model", dim=64, seed=1)
         for case in build_cases(work, model, huge_timeout=args.huge_timeout):

@@ -113,8 +113,8 @@ def bench_model(
     """
     from sentence_transformers import SentenceTransformer
 
-    from ingest.encoding import load_encoder
-    from ingest.wordpiece import token_ids_reference
+    from ingest.encoder.static import load_encoder
+    from ingest.encoder.wordpiece import token_ids_reference
 
     base = load_encoder(model, data_dir=args.data_dir)
     desc = base.describe()

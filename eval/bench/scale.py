@@ -717,8 +717,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     modes = parse_modes(args.modes)
 
-    from ingest.encoding import resolve_model
-    from ingest.models import read_marker
+    from ingest.encoder.models import read_marker
+    from ingest.encoder.static import resolve_model
 
     location = resolve_model(args.model, data_dir=args.data_dir)
     args.model_path = location.path

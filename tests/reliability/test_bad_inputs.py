@@ -240,7 +240,7 @@ def test_ten_megabyte_document_is_chunked_in_bounded_memory(tmp_path: Path, smal
     assert summary["docs"] == 3 and summary["verified"]
     extra = summary["peak_rss_mb"] - baseline["peak_rss_mb"]
     assert extra < HUGE_EXTRA_RSS_MB, f"a 10 MB document added {extra:.0f} MB of peak RSS"
-    from ingest.encoding import load_encoder
+    from ingest.encoder.static import load_encoder
 
     encoder = load_encoder(str(small_model_dir), data_dir=tmp_path)
     n = summary["chunks"] - 2

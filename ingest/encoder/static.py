@@ -18,7 +18,7 @@ Model2Vec models leave out their unknown token, as `StaticModel.encode` does, bu
 512 tokens (`max_length=None`). Chunking keeps texts within the chunk size anyway.
 
 The fast path (`fast=True`) computes exactly that with cached token ids and a sparse product (see
-`ingest.fast_encoder`); `fast=False` calls the model's own library.
+`ingest.encoder.fast`); `fast=False` calls the model's own library.
 """
 
 from __future__ import annotations
@@ -35,9 +35,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ingest.errors import ModelError
-from ingest.fast_encoder import FastStaticEncoder, bag_token_counts, memmap_safetensor, normalise_rows
-from ingest.models import (
+from ingest.encoder.fast import FastStaticEncoder, bag_token_counts, memmap_safetensor, normalise_rows
+from ingest.encoder.models import (
     DEFAULT_MODEL,
     build_random_static_model,
     build_standin,
@@ -45,6 +44,7 @@ from ingest.models import (
     read_marker,
     standin_path,
 )
+from ingest.errors import ModelError
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -512,7 +512,7 @@ class Encoder:
 
     def describe(self) -> dict[str, Any]:
         """What model ran and how: stored in every collection's manifest and in reports."""
-        from ingest.wordpiece import describe_tokenizer
+        from ingest.encoder.wordpiece import describe_tokenizer
 
         marker = self._marker
         fast = self._fast.describe()

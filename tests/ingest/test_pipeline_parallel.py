@@ -141,7 +141,7 @@ def test_pipelined_points_equal_the_libraries_chunk_by_chunk(
 ) -> None:
     """The fast pipeline against the plainest path: the tokenizer counts, sentence-transformers encodes."""
     from ingest.chunking import Chunker
-    from ingest.encoding import load_encoder, slice_normalise
+    from ingest.encoder.static import load_encoder, slice_normalise
     from ingest.records import Document, point_id
 
     summary = run_ingest(str(corpus), cfg_for(tmp_path, small_model_dir, workers=2), progress=False)

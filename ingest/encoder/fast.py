@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ingest.wordpiece import WordPieceIds, unsupported_reason
+from ingest.encoder.wordpiece import WordPieceIds, unsupported_reason
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer

@@ -17,7 +17,8 @@ import pytest
 
 from eval.__main__ import main
 from eval.compare import compare
-from eval.runner import EvalOptions, load_query_encoder, open_eval_store, plan_collections
+from eval.options import EvalOptions
+from eval.runner import load_query_encoder, open_eval_store, plan_collections
 from ingest.config import CollectionSpec, IngestConfig
 from ingest.errors import InputError, ModelError
 
@@ -161,7 +162,7 @@ def _ndcg10(ranked: list[str], judged: dict[str, int]) -> float:
 
 @pytest.mark.parametrize("dim", [256, 64])
 def test_exact_ndcg_equals_numpy_brute_force(nfcorpus_eval: EvalCase, dim: int) -> None:
-    from ingest.encoding import load_encoder, slice_normalise
+    from ingest.encoder.static import load_encoder, slice_normalise
     from ingest.sources.beir import BeirSource
 
     results = nfcorpus_eval.results

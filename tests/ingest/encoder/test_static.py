@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ingest.encoding import Encoder, load_encoder, read_static_model, resolve_model, slice_normalise
+from ingest.encoder.models import DEFAULT_MODEL, STANDIN_NAME, build_random_static_model
+from ingest.encoder.static import Encoder, load_encoder, read_static_model, resolve_model, slice_normalise
 from ingest.errors import ModelError
-from ingest.models import DEFAULT_MODEL, STANDIN_NAME, build_random_static_model
 
 TEXTS = [
     "Matryoshka embeddings keep the most information in the first dimensions.",
@@ -63,7 +63,7 @@ def test_uncached_hub_id_offline_says_what_to_do(tmp_path: Path, monkeypatch: py
 def test_auto_offline_falls_back_to_the_standin_with_a_warning(
     standin_dir: Path, models_data_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="ingest.encoding"):
+    with caplog.at_level(logging.WARNING, logger="ingest.encoder.static"):
         enc = load_encoder("auto", data_dir=models_data_dir, hf_cache_dir=tmp_path / "empty-cache")
     assert enc.location.path == standin_dir
     info = enc.describe()

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from tokenizers import Tokenizer
 
-from ingest.encoding import Encoder, load_encoder
-from ingest.fast_encoder import FastStaticEncoder, normalise_rows
-from ingest.models import build_random_static_model, teacher_tokenizer
-from ingest.wordpiece import WordPieceIds, token_ids_reference, unsupported_reason
+from ingest.encoder.fast import FastStaticEncoder, normalise_rows
+from ingest.encoder.models import build_random_static_model, teacher_tokenizer
+from ingest.encoder.static import Encoder, load_encoder
+from ingest.encoder.wordpiece import WordPieceIds, token_ids_reference, unsupported_reason
 
 BEIR_DIR = Path(__file__).resolve().parents[2] / "shared" / "beir"
 
@@ -225,7 +225,7 @@ def test_normalise_rows_is_zero_safe() -> None:
 def test_caches_stay_exact_across_batches_and_resets(
     small_model_dir: Path, tmp_path: Path, beir_sample: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ingest.wordpiece as wordpiece
+    import ingest.encoder.wordpiece as wordpiece
 
     texts = VARIED + _fuzz_texts(60, seed=5) + beir_sample[:120]
     enc = load_encoder(str(small_model_dir), data_dir=tmp_path)
@@ -249,7 +249,7 @@ def test_caches_stay_exact_across_batches_and_resets(
 
 
 def test_table_summed_in_column_slices_matches_the_library(tmp_path: Path, beir_sample: list[str]) -> None:
-    from ingest.fast_encoder import SLICE_DIMS, release_mapped_pages
+    from ingest.encoder.fast import SLICE_DIMS, release_mapped_pages
 
     path = build_random_static_model(tmp_path / "random-300", dim=300, seed=2)
     enc = load_encoder(str(path), data_dir=tmp_path)

@@ -3,7 +3,7 @@ random-weight static models with the default model's exact architecture, for spe
 
 Both are built into a temporary directory beside the target and renamed into place, so a crash
 or a concurrent build never leaves a half-written model behind. A `static_ingest_model.json`
-marker in the directory says what it is; `ingest.encoding` reads it to label the model.
+marker in the directory says what it is; `ingest.encoder.static` reads it to label the model.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from ingest.errors import InputError
 from ingest.records import Document
 
 if TYPE_CHECKING:
-    from ingest.encoding import Encoder
+    from ingest.encoder.static import Encoder
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +128,7 @@ def test_chunk_and_encode_with_a_document_prompt_encodes_the_prompted_text(
     small_model_dir: Path, tmp_path: Path
 ) -> None:
     from ingest.chunking import Chunker, chunk_and_encode
-    from ingest.encoding import load_encoder
+    from ingest.encoder.static import load_encoder
 
     prompted = tmp_path / "prompted"
     shutil.copytree(small_model_dir, prompted)

@@ -27,7 +27,7 @@ hold are handed to the tokenizer itself:
 Tokenizers with an added token containing whitespace, or matched after normalisation, are not
 supported (`unsupported_reason`): the encoder then uses the tokenizer itself.
 
-`tests/test_fast_encoder.py` checks ids against `Tokenizer.encode` on adversarial text.
+`tests/ingest/encoder/test_fast.py` checks ids against `Tokenizer.encode` on adversarial text.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from eval.runner import (
 )
 from eval.search import modes_for
 from ingest.config import CollectionSpec
-from ingest.encoding import Encoder
+from ingest.encoder.static import Encoder
 from ingest.errors import InputError, ModelError
 
 BEIR_DIR = Path(__file__).resolve().parents[3] / "shared" / "beir"
