@@ -1,13 +1,24 @@
-"""The vector store interface every backend implements (embedded qdrant-edge, Qdrant server)."""
+"""The vector store interface every backend implements (embedded qdrant-edge, Qdrant server).
+
+`VectorStore` is the public contract. `BaseStore` holds what the backends share: the collection check
+(exists -> compare with the request -> mismatch error, recreate or create), the context manager, the
+translation of `SearchParams` into either library's classes, and the checks of vectors and point batches.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from abc import abstractmethod
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 
 import numpy as np
 
 from ingest.config import CollectionSpec
+from ingest.errors import CollectionMismatchError, InputError
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -32,13 +43,7 @@ class SearchParams:
 
     def describe(self) -> dict[str, Any]:
         """Return the params as a plain dict for reports."""
-        return {
-            "exact": self.exact,
-            "hnsw_ef": self.hnsw_ef,
-            "ignore_quantization": self.ignore_quantization,
-            "rescore": self.rescore,
-            "oversampling": self.oversampling,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -155,6 +160,8 @@ SPEC_KEYS: tuple[str, ...] = (
     "full_scan_threshold",
     "on_disk",
 )
+# Keys of SPEC_KEYS that only describe a quantized collection (None where they do not apply).
+QUANTIZATION_DETAIL_KEYS: tuple[str, ...] = ("binary_encoding", "scalar_quantile", "always_ram")
 
 
 def requested_config(spec: CollectionSpec) -> dict[str, Any]:
@@ -191,9 +198,14 @@ def config_differences(
 
     Returns:
         `(key, stored value, requested value)` for every requested key that differs; [] if they match.
+        When the quantization itself differs, its detail keys (`binary_encoding`, `scalar_quantile`,
+        `always_ram`) are left out: they describe another kind of quantization, so they tell nothing.
     """
+    requested = requested_config(spec)
+    if stored.get("quantization") != requested["quantization"]:
+        skip = (*skip, *QUANTIZATION_DETAIL_KEYS)
     diffs = []
-    for key, wanted in requested_config(spec).items():
+    for key, wanted in requested.items():
         if wanted is None or key in skip:
             continue
         have = stored.get(key)
@@ -214,3 +226,151 @@ def mismatch_message(name: str, where: str, diffs: list[tuple[str, Any, Any]]) -
         "Nothing was changed. Pass --recreate to drop and rebuild it, or choose another collection name "
         "(name_template)."
     )
+
+
+def as_float_rows(vectors: np.ndarray, dim: int | None, what: str) -> np.ndarray:
+    """Check a `n × dim` batch of finite vectors and return it as contiguous float32.
+
+    Args:
+        vectors: The batch.
+        dim: The collection's dimension; None accepts any width (a server checks it itself).
+        what: The operation, for the error message (e.g. `upsert into 'name'`).
+
+    Returns:
+        The rows as a C-contiguous float32 array.
+
+    Raises:
+        InputError: wrong shape or non-finite values, naming `what`.
+    """
+    arr = np.asarray(vectors)
+    if dim is None:
+        dim = arr.shape[1] if arr.ndim == 2 else -1
+    if arr.ndim != 2 or arr.shape[1] != dim:
+        raise InputError(f"{what}: expected vectors of shape (n, {dim}), got {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.isfinite(arr).all():
+        bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
+        raise InputError(f"{what}: vector #{bad} has NaN or infinite values")
+    return arr
+
+
+def check_batch(name: str, ids: list[str], vectors: np.ndarray, payloads: list[dict[str, Any]]) -> None:
+    """Check that an upsert batch has one id and one payload per vector.
+
+    Raises:
+        InputError: the lengths differ (names the collection and the three lengths).
+    """
+    if not (len(ids) == len(payloads) == len(vectors)):
+        raise InputError(
+            f"upsert into {name!r}: {len(ids)} ids, {len(vectors)} vectors and "
+            f"{len(payloads)} payloads differ"
+        )
+
+
+def ordered_points(records: Iterable[Any], ids: list[str], *, with_vectors: bool) -> list[StoredPoint]:
+    """Records as returned by either library, as StoredPoints in the order of `ids` (missing ids left out).
+
+    Args:
+        records: Objects with `id`, `vector` (a list, a `{"": list}` dict or None) and `payload`.
+        ids: The ids asked for, in the order wanted.
+        with_vectors: Whether vectors were asked for (otherwise `vector` is None).
+
+    Returns:
+        One StoredPoint per id found, vectors as float32 arrays.
+    """
+    by_id = {str(r.id): r for r in records}
+    out = []
+    for pid in ids:
+        rec = by_id.get(str(pid))
+        if rec is None:
+            continue
+        vec = None
+        if with_vectors and rec.vector is not None:
+            raw = rec.vector.get("") if isinstance(rec.vector, dict) else rec.vector
+            vec = np.asarray(raw, dtype=np.float32)
+        out.append(StoredPoint(str(rec.id), vec, dict(rec.payload or {})))
+    return out
+
+
+def engine_search_params(
+    params: SearchParams, search_type: Callable[..., T], quantization_type: Callable[..., Any]
+) -> T:
+    """Translate SearchParams into a library's own classes (qdrant-edge's or qdrant-client's).
+
+    Both libraries name the keywords alike (`SearchParams(hnsw_ef, exact, quantization)`,
+    `QuantizationSearchParams(ignore, rescore, oversampling)`), so one translation serves both.
+
+    Args:
+        params: What to run.
+        search_type: The library's `SearchParams` class.
+        quantization_type: The library's `QuantizationSearchParams` class.
+
+    Returns:
+        The library's search parameters. `exact` and `ignore_quantization` ignore quantized vectors;
+        otherwise `rescore`/`oversampling` are passed only when set (None keeps the engine default).
+    """
+    quantization = None
+    if params.exact or params.ignore_quantization:
+        quantization = quantization_type(ignore=True)
+    elif params.rescore is not None or params.oversampling is not None:
+        quantization = quantization_type(rescore=params.rescore, oversampling=params.oversampling)
+    return search_type(hnsw_ef=params.hnsw_ef, exact=params.exact, quantization=quantization)
+
+
+class BaseStore(VectorStore):
+    """What every backend shares; a backend supplies the engine-specific hooks.
+
+    Subclassing the `VectorStore` protocol makes mypy report any method of the contract a backend leaves out.
+    """
+
+    def ensure_collection(
+        self, name: str, spec: CollectionSpec, *, recreate: bool = False, defer_index: bool = True
+    ) -> bool:
+        """The collection check of every backend; see `VectorStore.ensure_collection` for the contract.
+
+        Under `_exclusive(name)`: if the collection exists, compare its stored configuration with `spec`
+        and raise CollectionMismatchError (nothing touched), or return False when they match, or drop it
+        (`recreate`); then create it. Each backend's `_create_collection` says what `defer_index` does there.
+
+        Raises:
+            CollectionMismatchError: it exists with another configuration and `recreate` is False.
+            StoreError: the backend failed (read-only store, lock held elsewhere, server unreachable...).
+        """
+        with self._exclusive(name):
+            # Checked inside `_exclusive`: where it locks, another process may have created it meanwhile.
+            if self.collection_exists(name):
+                if not recreate:
+                    diffs = config_differences(self._stored_config(name), spec)
+                    if diffs:
+                        raise CollectionMismatchError(mismatch_message(name, self._location(name), diffs))
+                    return False
+                self._drop(name)
+            self._create_collection(name, spec, defer_index=defer_index)
+            return True
+
+    @contextmanager
+    def _exclusive(self, name: str) -> Iterator[None]:
+        """Hold off other writers of `name` while it is checked and created (default: nothing to hold)."""
+        yield
+
+    def _stored_config(self, name: str) -> dict[str, Any]:
+        """The configuration of an existing collection, compared with a request (`collection_spec`)."""
+        return self.collection_spec(name)
+
+    def _drop(self, name: str) -> None:
+        """Remove an existing collection before it is created anew (`recreate`)."""
+        self.delete_collection(name)
+
+    @abstractmethod
+    def _create_collection(self, name: str, spec: CollectionSpec, *, defer_index: bool) -> None:
+        """Create the (absent) collection as `spec` asks; `defer_index` holds HNSW building back."""
+
+    @abstractmethod
+    def _location(self, name: str) -> str:
+        """Where the collection lives, for messages (a directory, or `on <url>`)."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

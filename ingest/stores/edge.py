@@ -29,6 +29,8 @@ import re
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -37,8 +39,9 @@ import numpy as np
 import qdrant_edge as qe
 
 from ingest.config import CollectionSpec
-from ingest.errors import CollectionMismatchError, InputError, StoreError
-from ingest.stores.base import Hit, SearchParams, StoredPoint, config_differences, mismatch_message
+from ingest.errors import InputError, StoreError
+from ingest.stores import base
+from ingest.stores.base import BaseStore, Hit, SearchParams, StoredPoint
 from ingest.stores.lock import LOCK_FILE_NAME, CollectionLock
 
 SHARD_DIR_NAME = "shard"
@@ -71,22 +74,6 @@ def check_collection_name(name: str) -> str:
     return name
 
 
-def as_float_rows(vectors: np.ndarray, dim: int, what: str) -> np.ndarray:
-    """Check a `n × dim` batch of finite vectors and return it as contiguous float32.
-
-    Raises:
-        InputError: wrong shape or non-finite values, naming `what`.
-    """
-    arr = np.asarray(vectors)
-    if arr.ndim != 2 or arr.shape[1] != dim:
-        raise InputError(f"{what}: expected vectors of shape (n, {dim}), got {arr.shape}")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if not np.isfinite(arr).all():
-        bad = int(np.flatnonzero(~np.isfinite(arr).all(axis=1))[0])
-        raise InputError(f"{what}: vector #{bad} has NaN or infinite values")
-    return arr
-
-
 def _row(vec: np.ndarray) -> list[float]:
     # The engine reads any float sequence; array('f') converts ~3x faster than a list or a numpy row.
     return cast("list[float]", array.array("f", vec.tobytes()))
@@ -99,12 +86,13 @@ class _Open:
     dim: int
 
 
-class EdgeStore:
+class EdgeStore(BaseStore):
     """Collections as qdrant-edge shards under one root directory (see the module docstring for the layout).
 
     Distance is cosine on the default (unnamed) vector; point ids are UUID strings. Each collection is
     opened on first use and kept open until `close`. Reading takes a shared lock on the collection,
-    writing an exclusive one, so a second writer (or a reader beside a writer) fails at once with StoreError.
+    writing an exclusive one, so a second writer (or a reader beside a writer) fails at once with StoreError;
+    `ensure_collection` also fails that way on a read-only store or a collection locked elsewhere.
     """
 
     backend = "edge"
@@ -127,6 +115,8 @@ class EdgeStore:
         self.wal = wal
         self.upsert_chunk = max(1, upsert_chunk)
         self._open: dict[str, _Open] = {}
+        # Exclusive locks held by an `ensure_collection` in progress (its collection may have no handle yet).
+        self._ensuring: dict[str, CollectionLock] = {}
         self._guard = threading.RLock()
 
     # -- paths ---------------------------------------------------------------------------------------
@@ -234,61 +224,57 @@ class EdgeStore:
             if _NAME_RE.match(p.name) and (p / SHARD_DIR_NAME / ENGINE_CONFIG_FILE).is_file()
         )
 
-    def ensure_collection(
-        self, name: str, spec: CollectionSpec, *, recreate: bool = False, defer_index: bool = True
-    ) -> bool:
-        """Create the collection if missing; check it matches `spec` if present.
+    def _location(self, name: str) -> str:
+        return str(self._dir(name))
 
-        Args:
-            name: Collection name (also its directory name).
-            spec: The requested configuration.
-            recreate: Drop an existing collection (data and manifest) and create it anew.
-            defer_index: Create it with HNSW indexing disabled; `build_index` enables and builds it.
-                (Edge never indexes on its own, so with False the index is still built by `build_index`;
-                the flag only decides the indexing threshold recorded in the engine config.)
-
-        Returns:
-            True if the collection was created, False if it existed and matches.
-
-        Raises:
-            CollectionMismatchError: it exists with another dim, distance, quantization or index
-                parameters and `recreate` is False; nothing is touched.
-            StoreError: read-only store, collection locked by another process, or engine failure.
-        """
+    @contextmanager
+    def _exclusive(self, name: str) -> Iterator[None]:
+        """Lock the collection for writing while `ensure_collection` runs; a lock taken here is kept on
+        success (the collection stays open for writing) and released, with the shard, on failure."""
         with self._guard:
             self._writable(name)
             handle = self._open.get(name)
             lock = handle.lock if handle is not None else self._lock_for(name)
             newly_locked = not lock.held
             lock.acquire(exclusive=True)
+            self._ensuring[name] = lock
             try:
-                # Checked under the lock: another process may have created it meanwhile.
-                if self.collection_exists(name):
-                    if handle is None:
-                        handle = self._attach(name, lock)
-                    if not recreate:
-                        diffs = config_differences(self.collection_spec(name), spec)
-                        if diffs:
-                            raise CollectionMismatchError(mismatch_message(name, str(self._dir(name)), diffs))
-                        return False
-                    self._close_handle(name, release=False)
-                    self._remove_data(name)
-                shard_dir = self._shard_dir(name)
-                if shard_dir.exists():  # leftovers of a failed create (no engine config): not a collection
-                    shutil.rmtree(shard_dir)
-                try:
-                    shard = qe.EdgeShard.create(str(shard_dir), self._config(spec, defer_index=defer_index))
-                except Exception as exc:
-                    raise StoreError(
-                        f"collection {name!r}: qdrant-edge cannot create {shard_dir}: {exc}"
-                    ) from exc
-                self._open[name] = _Open(shard, lock, spec.dim)
-                return True
+                yield
             except BaseException:
                 if newly_locked:
                     self._close_handle(name, release=False)
                     lock.release()
                 raise
+            finally:
+                del self._ensuring[name]
+
+    def _stored_config(self, name: str) -> dict[str, Any]:
+        # Open the shard under the lock already held: a second lock in this process would conflict with it.
+        if name not in self._open:
+            self._attach(name, self._ensuring[name])
+        return self.collection_spec(name)
+
+    def _drop(self, name: str) -> None:
+        self._close_handle(name, release=False)
+        self._remove_data(name)
+
+    def _create_collection(self, name: str, spec: CollectionSpec, *, defer_index: bool) -> None:
+        """Create the shard and keep it open under the lock `ensure_collection` holds.
+
+        `defer_index` only decides the indexing threshold recorded in the engine config: Edge never
+        indexes on its own, so the HNSW index is built by `build_index` either way.
+
+        Raises:
+            StoreError: the engine cannot create the shard.
+        """
+        shard_dir = self._shard_dir(name)
+        if shard_dir.exists():  # leftovers of a failed create (no engine config): not a collection
+            shutil.rmtree(shard_dir)
+        try:
+            shard = qe.EdgeShard.create(str(shard_dir), self._config(spec, defer_index=defer_index))
+        except Exception as exc:
+            raise StoreError(f"collection {name!r}: qdrant-edge cannot create {shard_dir}: {exc}") from exc
+        self._open[name] = _Open(shard, self._ensuring[name], spec.dim)
 
     def _config(self, spec: CollectionSpec, *, defer_index: bool) -> Any:
         quantization: Any = None
@@ -405,15 +391,11 @@ class EdgeStore:
             InputError: lengths differ, wrong dim, or non-finite values.
             StoreError: missing collection, lock held elsewhere, read-only store, or engine failure.
         """
-        if not (len(ids) == len(payloads) == len(vectors)):
-            raise InputError(
-                f"upsert into {name!r}: {len(ids)} ids, {len(vectors)} vectors and "
-                f"{len(payloads)} payloads differ"
-            )
+        base.check_batch(name, ids, vectors, payloads)
         handle = self._handle(name, write=True)
         if not ids:
             return
-        rows = as_float_rows(vectors, handle.dim, f"upsert into {name!r}")
+        rows = base.as_float_rows(vectors, handle.dim, f"upsert into {name!r}")
         step = self.upsert_chunk
         for start in range(0, len(ids), step):
             points = [
@@ -479,8 +461,8 @@ class EdgeStore:
         honour `ignore_quantization`, `rescore` and `oversampling`.
         """
         handle = self._handle(name, write=False)
-        rows = as_float_rows(queries, handle.dim, f"search in {name!r}")
-        engine_params = edge_search_params(params)
+        rows = base.as_float_rows(queries, handle.dim, f"search in {name!r}")
+        engine_params = base.engine_search_params(params, qe.SearchParams, qe.QuantizationSearchParams)
         requests = [
             qe.QueryRequest(
                 limit=limit, query=qe.Query.Nearest(_row(row)), params=engine_params, with_payload=True
@@ -507,18 +489,7 @@ class EdgeStore:
             records = handle.shard.retrieve(list(ids), with_payload=True, with_vector=with_vectors)
         except Exception as exc:
             raise StoreError(f"collection {name!r}: retrieve failed: {exc}") from exc
-        by_id = {str(r.id): r for r in records}
-        out = []
-        for pid in ids:
-            rec = by_id.get(str(pid))
-            if rec is None:
-                continue
-            vec = None
-            if with_vectors and rec.vector is not None:
-                raw = rec.vector[""] if isinstance(rec.vector, dict) else rec.vector
-                vec = np.asarray(raw, dtype=np.float32)
-            out.append(StoredPoint(str(rec.id), vec, dict(rec.payload or {})))
-        return out
+        return base.ordered_points(records, ids, with_vectors=with_vectors)
 
     def scroll_ids(self, name: str) -> list[str]:
         """Every point id, in the engine's order."""
@@ -583,19 +554,3 @@ class EdgeStore:
                     errors.append(f"{name}: {exc}")
             if errors:
                 raise StoreError(f"closing the edge store under {self.root} failed: {'; '.join(errors)}")
-
-    def __enter__(self) -> EdgeStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def edge_search_params(params: SearchParams) -> Any:
-    """Translate SearchParams into qdrant-edge's SearchParams."""
-    quantization = None
-    if params.exact or params.ignore_quantization:
-        quantization = qe.QuantizationSearchParams(ignore=True)
-    elif params.rescore is not None or params.oversampling is not None:
-        quantization = qe.QuantizationSearchParams(rescore=params.rescore, oversampling=params.oversampling)
-    return qe.SearchParams(hnsw_ef=params.hnsw_ef, exact=params.exact, quantization=quantization)

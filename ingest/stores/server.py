@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from ingest.config import CollectionSpec
-from ingest.errors import CollectionMismatchError, InputError, StoreError
-from ingest.stores.base import Hit, SearchParams, StoredPoint, config_differences, mismatch_message
-from ingest.stores.edge import as_float_rows
+from ingest.errors import InputError, StoreError
+from ingest.stores import base
+from ingest.stores.base import BaseStore, Hit, SearchParams, StoredPoint
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -41,13 +41,7 @@ DEFAULT_INDEXING_THRESHOLD_KB = 20_000
 SEARCH_BATCH = 64
 SCROLL_PAGE = 10_000
 # Keys local mode does not keep (it drops quantization, ignores index params): read from the recorded spec.
-_LOCAL_MODE_RECORDED = (
-    "quantization",
-    "binary_encoding",
-    "scalar_quantile",
-    "always_ram",
-    "full_scan_threshold",
-)
+_LOCAL_MODE_RECORDED = ("quantization", *base.QUANTIZATION_DETAIL_KEYS, "full_scan_threshold")
 _RETRY_HTTP = {408, 425, 429, 500, 502, 503, 504}
 _AUTH_HTTP = {401, 403}
 
@@ -63,7 +57,7 @@ def redact_url(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
 
 
-class ServerStore:
+class ServerStore(BaseStore):
     """Collections on a Qdrant server (see the module docstring).
 
     Every call to the server goes through `_call`: transient faults (connection refused or dropped,
@@ -199,35 +193,20 @@ class ServerStore:
         listed = self._call("listing collections", self.client.get_collections)
         return sorted(c.name for c in listed.collections)
 
-    def ensure_collection(
-        self, name: str, spec: CollectionSpec, *, recreate: bool = False, defer_index: bool = True
-    ) -> bool:
-        """Create the collection if missing; check it matches `spec` if present.
+    def _location(self, name: str) -> str:
+        return f"on {self.url}"
 
-        Args:
-            name: Collection name.
-            spec: The requested configuration.
-            recreate: Drop an existing collection first.
-            defer_index: Create it with `indexing_threshold=0` (no HNSW while loading); `build_index`
-                restores the threshold.
+    def _create_collection(self, name: str, spec: CollectionSpec, *, defer_index: bool) -> None:
+        """Create the collection, recording `spec` in its metadata.
 
-        Returns:
-            True if created, False if it existed and matches.
+        `defer_index` creates it with `indexing_threshold=0` (no HNSW while loading); `build_index`
+        restores the threshold.
 
         Raises:
-            CollectionMismatchError: it exists with another configuration and `recreate` is False;
-                nothing is touched.
             StoreError: the server failed or is unreachable.
         """
         from qdrant_client import models
 
-        if self.collection_exists(name):
-            if not recreate:
-                diffs = config_differences(self.collection_spec(name), spec)
-                if diffs:
-                    raise CollectionMismatchError(mismatch_message(name, f"on {self.url}", diffs))
-                return False
-            self.delete_collection(name)
         quantization: Any = None
         if spec.quantization == "binary":
             quantization = models.BinaryQuantization(
@@ -261,7 +240,6 @@ class ServerStore:
                 timeout=max(1, math.ceil(self.timeout_s)),
             ),
         )
-        return True
 
     def delete_collection(self, name: str) -> None:
         """Drop the collection and its data."""
@@ -315,9 +293,7 @@ class ServerStore:
         if self._local:
             recorded = _recorded_spec(cfg.metadata)
             if recorded is not None:
-                from ingest.stores.base import requested_config
-
-                wanted = requested_config(recorded)
+                wanted = base.requested_config(recorded)
                 out.update({k: wanted[k] for k in _LOCAL_MODE_RECORDED if k != "full_scan_threshold"})
                 out["full_scan_threshold"] = wanted["full_scan_threshold"] or out["full_scan_threshold"]
                 out["config_source"] = (
@@ -386,15 +362,10 @@ class ServerStore:
         """
         from qdrant_client import models
 
-        if not (len(ids) == len(payloads) == len(vectors)):
-            raise InputError(
-                f"upsert into {name!r}: {len(ids)} ids, {len(vectors)} vectors and "
-                f"{len(payloads)} payloads differ"
-            )
+        base.check_batch(name, ids, vectors, payloads)
         if not ids:
             return
-        arr = np.asarray(vectors)
-        rows = as_float_rows(arr, arr.shape[1] if arr.ndim == 2 else -1, f"upsert into {name!r}")
+        rows = base.as_float_rows(vectors, None, f"upsert into {name!r}")
         starts = list(range(0, len(ids), self.batch_size))
 
         def send(start: int) -> None:
@@ -433,9 +404,10 @@ class ServerStore:
         """Search a batch of queries with `query_batch_points`; one hit list per query, best first."""
         from qdrant_client import models
 
-        arr = np.asarray(queries)
-        rows = as_float_rows(arr, arr.shape[1] if arr.ndim == 2 else -1, f"search in {name!r}")
-        search_params = server_search_params(params)
+        rows = base.as_float_rows(queries, None, f"search in {name!r}")
+        search_params = base.engine_search_params(
+            params, models.SearchParams, models.QuantizationSearchParams
+        )
         out: list[list[Hit]] = []
         for start in range(0, len(rows), SEARCH_BATCH):
             requests = [
@@ -458,18 +430,7 @@ class ServerStore:
             f"retrieving points of {name!r}",
             lambda: self.client.retrieve(name, ids=list(ids), with_payload=True, with_vectors=with_vectors),
         )
-        by_id = {str(r.id): r for r in records}
-        out = []
-        for pid in ids:
-            rec = by_id.get(str(pid))
-            if rec is None:
-                continue
-            vec = None
-            if with_vectors and rec.vector is not None:
-                raw = rec.vector.get("") if isinstance(rec.vector, dict) else rec.vector
-                vec = np.asarray(raw, dtype=np.float32)
-            out.append(StoredPoint(str(rec.id), vec, dict(rec.payload or {})))
-        return out
+        return base.ordered_points(records, ids, with_vectors=with_vectors)
 
     def scroll_ids(self, name: str) -> list[str]:
         """Every point id."""
@@ -516,26 +477,6 @@ class ServerStore:
     def close(self) -> None:
         """Close the client's connections."""
         self.client.close()
-
-    def __enter__(self) -> ServerStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def server_search_params(params: SearchParams) -> Any:
-    """Translate SearchParams into qdrant-client's SearchParams."""
-    from qdrant_client import models
-
-    quantization = None
-    if params.exact or params.ignore_quantization:
-        quantization = models.QuantizationSearchParams(ignore=True)
-    elif params.rescore is not None or params.oversampling is not None:
-        quantization = models.QuantizationSearchParams(
-            rescore=params.rescore, oversampling=params.oversampling
-        )
-    return models.SearchParams(hnsw_ef=params.hnsw_ef, exact=params.exact, quantization=quantization)
 
 
 def _recorded_spec(metadata: dict[str, Any] | None) -> CollectionSpec | None:

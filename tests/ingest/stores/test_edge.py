@@ -111,6 +111,20 @@ def test_mismatch_leaves_collection_untouched_and_recreate_works(store: EdgeStor
     assert (spec["dim"], spec["quantization"], spec["points_count"]) == (64, "none", 0)
 
 
+def test_recreate_rebuilds_a_damaged_shard(tmp_path: Path) -> None:
+    root = tmp_path / "qdrant"
+    with EdgeStore(root) as s:
+        s.ensure_collection("dmg", CollectionSpec(dim=8))
+        s.upsert("dmg", uuids(3), unit_rows(3, 8, 10), [{}] * 3)
+    (root / "dmg" / "shard" / "edge_config.json").write_text("{not json", encoding="utf-8")
+    with EdgeStore(root) as s:
+        with pytest.raises(StoreError, match="pass --recreate"):
+            s.ensure_collection("dmg", CollectionSpec(dim=8))
+        # The message's advice works: recreate does not need to open the damaged shard first.
+        assert s.ensure_collection("dmg", CollectionSpec(dim=8), recreate=True) is True
+        assert s.count("dmg") == 0 and s.collection_spec("dmg")["dim"] == 8
+
+
 def test_engine_reports_quantization_and_index_config(store: EdgeStore) -> None:
     store.ensure_collection(
         "sq",
