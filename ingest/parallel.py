@@ -5,7 +5,8 @@ heavy parts (polars, torch) release it, so with one or two collections a thread 
 many the upserts leave the encoding thread little time. A worker process does not share the GIL:
 it rebuilds the same chunker and encoder from an `EncodeRecipe` (model directory + chunk
 parameters), receives numbered document batches (pickled) and sends back `EncodedBatch`es: the
-chunks and their full-dimension vectors, exactly what `IngestJob.encode_batch` computes in-process.
+chunks and their full-dimension vectors, computed by the same `ingest.encode_batch.encode_docs`
+that `IngestJob.encode_batch` runs in-process.
 
 Workers are started with "spawn" (no fork of a process holding engine threads and file locks);
 each one loads the model once (its own copy of the table, in column slices) and encodes on one
@@ -25,18 +26,19 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
-import resource
-import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ingest.batches import EncodedBatch
+from ingest.encode_batch import encode_docs
+from ingest.memory import peak_rss_mb, release_freed_memory
+
 if TYPE_CHECKING:
     from ingest.chunking import Chunker
     from ingest.encoder.static import Encoder
-    from ingest.pipeline import EncodedBatch
     from ingest.records import Document
 
 log = logging.getLogger(__name__)
@@ -93,20 +95,6 @@ class EncodeRecipe:
         return chunker, encoder
 
 
-def encode_docs(chunker: Chunker, encoder: Encoder, batch_no: int, docs: list[Document]) -> EncodedBatch:
-    """Chunk and encode one batch at the model's full dimension (what `IngestJob.encode_batch` does).
-
-    Returns:
-        The batch, with `seconds` the time this call took.
-    """
-    from ingest.chunking import chunk_and_encode
-    from ingest.pipeline import EncodedBatch
-
-    t0 = time.perf_counter()
-    chunks, vectors = chunk_and_encode(chunker, encoder, docs)
-    return EncodedBatch(batch_no, len(docs), chunks, vectors, time.perf_counter() - t0)
-
-
 _WORKER: tuple[Chunker, Encoder] | None = None
 
 
@@ -123,26 +111,9 @@ def _worker_init(recipe: EncodeRecipe) -> None:
 def _worker_encode(batch_no: int, docs: list[Document]) -> tuple[EncodedBatch, float]:
     if _WORKER is None:
         raise RuntimeError("encoder worker process was not initialised")
-    from ingest.pipeline import release_freed_memory
-
     batch = encode_docs(*_WORKER, batch_no, docs)
     release_freed_memory()
     return batch, peak_rss_mb()
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident set size in MB since it started (or exec'd).
-
-    Reads `VmHWM` on Linux: `ru_maxrss` would start at the parent's peak, which Linux carries across exec.
-    """
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class ProcessEncoder:

@@ -1,153 +1,41 @@
 """The streaming ingest: source → chunks → encoder → every configured collection.
 
 `IngestJob` holds the steps as separate functions so a Prefect flow can run them as coarse
-tasks; `run_ingest` runs the same steps as a three-stage pipeline (read, encode, upsert)
-overlapping through bounded queues.
+tasks; `IngestJob.run_batches` (which `run_ingest` calls) runs the same steps as a three-stage
+pipeline (read, encode, upsert) overlapping through bounded queues (`ingest.run_modes`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import functools
 import json
 import logging
-import queue
-import resource
-import secrets
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
+from ingest.batches import BatchResult, EncodedBatch
 from ingest.checkpoint import Checkpoint
 from ingest.chunking import SCHEME as CHUNKING_SCHEME
 from ingest.chunking import Chunker
 from ingest.config import CollectionSpec, IngestConfig, resolve_collections
+from ingest.encode_batch import encode_docs
 from ingest.errors import CollectionMismatchError, IngestError, InputError
+from ingest.memory import peak_rss_mb, release_freed_memory
+from ingest.parallel import EncodeRecipe, choose_workers, size_hint
 from ingest.records import Chunk, Document, point_id
+from ingest.run_ids import new_run_id
+from ingest.run_modes import run_in_processes, run_threaded
 from ingest.stores.base import VectorStore
+from ingest.summary import IngestSummary
 
 if TYPE_CHECKING:
     from ingest.sources.base import Rejection
 
 log = logging.getLogger(__name__)
-
-QUEUE_DEPTH = 2
-
-
-@dataclass
-class EncodedBatch:
-    """One batch of documents, chunked and encoded at the model's full dimension."""
-
-    batch_no: int
-    docs: int
-    chunks: list[Chunk]
-    vectors: np.ndarray
-    seconds: float
-
-
-@dataclass
-class BatchResult:
-    """What storing one batch did."""
-
-    batch_no: int
-    docs: int
-    chunks: int
-    seconds: float
-
-
-@dataclass
-class IngestSummary:
-    """The outcome of an ingest run, printed by the CLI and published by the flow."""
-
-    dataset: str
-    source: dict[str, Any]
-    model: dict[str, Any]
-    backend: str
-    docs: int = 0
-    chunks: int = 0
-    skipped_empty: int = 0
-    rejected: int = 0
-    resumed_batches: int = 0
-    points: dict[str, int] = field(default_factory=dict)
-    verified: bool = False
-    seconds: float = 0.0
-    stage_seconds: dict[str, float] = field(default_factory=dict)
-    peak_rss_mb: float = 0.0
-    run_dir: str = ""
-
-    @property
-    def docs_per_s(self) -> float:
-        """Documents per second of wall time."""
-        return self.docs / self.seconds if self.seconds > 0 else 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-serialisable dict."""
-        out = asdict(self)
-        out["docs_per_s"] = round(self.docs_per_s, 1)
-        return out
-
-    def format(self) -> str:
-        """A human-readable summary."""
-        lines = [
-            f"dataset     {self.dataset}",
-            f"model       {self.model.get('model_id')} ({self.model.get('kind')}, "
-            f"dim {self.model.get('dim')})",
-            f"backend     {self.backend}",
-            f"docs        {self.docs}  (skipped empty: {self.skipped_empty}, rejected: {self.rejected}, "
-            f"resumed batches: {self.resumed_batches})",
-            f"chunks      {self.chunks}",
-            f"wall time   {self.seconds:.1f} s  ({self.docs_per_s:.0f} docs/s)",
-            f"peak RSS    {self.peak_rss_mb:.0f} MB",
-            "stages      " + ", ".join(f"{k} {v:.1f} s" for k, v in self.stage_seconds.items()),
-            f"verified    {'yes' if self.verified else 'NO'} (point counts == chunks in every collection)",
-            f"run dir     {self.run_dir}"
-            + ("  (every rejected record is in rejected.jsonl there)" if self.rejected else ""),
-            "collections:",
-        ]
-        width = max((len(n) for n in self.points), default=10)
-        lines += [f"  {name:<{width}}  {count:>9} points" for name, count in self.points.items()]
-        return "\n".join(lines)
-
-
-def new_run_id() -> str:
-    """A run id that sorts by start time and is unique even for runs started in the same second."""
-    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MB (Linux reports KB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's `malloc_trim`, or None on another C library."""
-    try:
-        trim: Callable[[int], int] = ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):
-        return None
-    return trim
-
-
-def release_freed_memory() -> None:
-    """Return the C allocator's free pages to the OS (glibc `malloc_trim(0)`; a no-op elsewhere).
-
-    Reading, encoding and the engine's update threads free their per-batch buffers into glibc's
-    per-thread arenas, which keep the pages resident; how much they keep drifted up with the number of
-    batches (measured at 171,332 docs with one encoder worker: the main process's resident size after a
-    batch rose to 302 MB untrimmed, 248 MB trimmed). Trimming after every stored batch bounds it by one
-    batch's buffers; a call takes well under a millisecond.
-    """
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
 
 
 def slice_vectors(vectors: np.ndarray, dims: set[int]) -> dict[int, np.ndarray]:
@@ -161,8 +49,8 @@ def slice_vectors(vectors: np.ndarray, dims: set[int]) -> dict[int, np.ndarray]:
 class IngestJob:
     """An opened ingest: source, encoder, store, collections and their checkpoints.
 
-    Use `open`, then feed `process_batch` (or `encode_batch` + `store_batch`) with the
-    batches of `pending_batches`, then `finalize`, then `close`.
+    Use `open`, then `run_batches` (or feed `process_batch`, or `encode_batch` + `store_batch`, with
+    the batches of `pending_batches`, as a flow's tasks do), then `finalize`, then `close`.
     """
 
     def __init__(
@@ -355,8 +243,6 @@ class IngestJob:
 
     def encode_batch(self, batch_no: int, docs: list[Document]) -> EncodedBatch:
         """Chunk and encode one batch at the model's full dimension."""
-        from ingest.parallel import encode_docs
-
         batch = encode_docs(self.chunker, self.encoder, batch_no, docs)
         self.stage_seconds["encode"] += batch.seconds
         return batch
@@ -381,6 +267,39 @@ class IngestJob:
         log.debug("stored batch %d (%d docs, %d chunks)", batch.batch_no, batch.docs, len(batch.chunks))
         self.stage_seconds["upsert"] += seconds
         return BatchResult(batch.batch_no, batch.docs, len(batch.chunks), seconds)
+
+    def run_batches(self, *, progress: bool = False, workers: int | None = None) -> int:
+        """Chunk, encode and store every pending batch, reading, encoding and upserting in parallel.
+
+        Args:
+            progress: Show a tqdm progress bar (docs, docs/s).
+            workers: None chooses automatically (`workers_for(job)`: worker processes for big corpora
+                loading many collections, or `cfg.workers` ≥ 1); 0 runs three threads in this process
+                (read, encode, upsert); N ≥ 1 chunks and encodes in N worker processes, started with
+                "spawn" (a script calling this must guard its entry point).
+
+        Returns:
+            The number of worker processes used (0: in-process threads).
+
+        Raises:
+            ValueError: `workers` is negative.
+            IngestError: a bad record or a store failure; every batch stored before it stays
+                stored and checkpointed, so a rerun resumes after them.
+        """
+        if workers is not None and workers < 0:
+            raise ValueError(f"workers must be None, 0 or a positive number of processes, not {workers}")
+        chosen = workers_for(self) if workers is None else workers
+        if chosen:
+            recipe = EncodeRecipe.of(
+                self.encoder,
+                data_dir=self.cfg.data_dir,
+                chunk_tokens=self.cfg.chunk_tokens,
+                chunk_overlap=self.cfg.chunk_overlap,
+            )
+            run_in_processes(self, recipe, chosen, progress=progress)
+        else:
+            run_threaded(self, progress=progress)
+        return chosen
 
     def process_batch(self, batch_no: int, docs: list[Document]) -> BatchResult:
         """Chunk, encode and store one batch (the unit a flow task runs)."""
@@ -509,176 +428,24 @@ def run_ingest(
     """
     job = IngestJob.open(target, cfg, store=store)
     try:
-        _run_pipelined(job, progress=progress)
+        job.run_batches(progress=progress)
         return job.finalize()
     finally:
         job.close()
 
 
-_DONE = object()
-
-
 def workers_for(job: IngestJob) -> int:
-    """The encoder worker processes `_run_pipelined` uses for this job (0: threads in this process)."""
-    from ingest.parallel import choose_workers, size_hint
+    """The encoder worker processes `IngestJob.run_batches` uses for this job by default.
 
+    Args:
+        job: The opened job (its `cfg.workers`, source size, limit and collections decide).
+
+    Returns:
+        The number of worker processes; 0 means threads in this process.
+    """
     return choose_workers(
         job.cfg.workers, size_hint(job.source.describe()), job.cfg.limit, collections=len(job.names)
     )
-
-
-def _run_pipelined(job: IngestJob, *, progress: bool) -> None:
-    """Run every pending batch: in worker processes for big corpora (or `cfg.workers` ≥ 1), else threads."""
-    workers = workers_for(job)
-    if workers:
-        _run_processes(job, workers, progress=progress)
-    else:
-        _run_threaded(job, progress=progress)
-
-
-def _run_processes(job: IngestJob, workers: int, *, progress: bool) -> None:
-    """Read (a thread) and upsert here; chunk and encode in `workers` processes (see `ingest.parallel`).
-
-    The engine's update holds the GIL, so encoding only overlaps with it in another process.
-    """
-    from tqdm import tqdm
-
-    from ingest.parallel import EncodeRecipe, ProcessEncoder
-
-    recipe = EncodeRecipe.of(
-        job.encoder,
-        data_dir=job.cfg.data_dir,
-        chunk_tokens=job.cfg.chunk_tokens,
-        chunk_overlap=job.cfg.chunk_overlap,
-    )
-    to_encode: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def read() -> None:
-        try:
-            for item in job.pending_batches():
-                while not stop.is_set():
-                    try:
-                        to_encode.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-        except BaseException as exc:
-            # A bad record: the batches read before it are still encoded and stored, then it is raised.
-            errors.append(exc)
-        finally:
-            to_encode.put(_DONE)  # never blocks for long: the consumer drains until _DONE or stop
-
-    def read_batches() -> Iterator[tuple[int, list[Document]]]:
-        while True:
-            item = to_encode.get()
-            if item is _DONE:
-                return
-            yield item
-
-    log.info("chunking and encoding in %d worker process(es)", workers)
-    reader = threading.Thread(target=read, name="ingest-read", daemon=True)
-    with (
-        tqdm(desc=f"ingest {job.dataset}", unit="doc", disable=not progress, smoothing=0.1) as bar,
-        ProcessEncoder(recipe, workers) as pool,
-    ):
-        reader.start()
-        try:
-            for batch in pool.map(read_batches()):
-                job.stage_seconds["encode"] += batch.seconds
-                bar.update(job.store_batch(batch).docs)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            stop.set()
-            while reader.is_alive():  # let a reader blocked on a full queue see `stop`
-                with contextlib.suppress(queue.Empty):
-                    to_encode.get(timeout=0.1)
-            reader.join()
-    log.debug("encoder workers' peak RSS %.0f MB", pool.worker_peak_rss_mb)
-    if errors:
-        raise errors[0]
-
-
-def _run_threaded(job: IngestJob, *, progress: bool) -> None:
-    """Read, encode and upsert in three threads of this process (small corpora, tests)."""
-    from tqdm import tqdm
-
-    to_encode: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
-    to_store: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
-    stop = threading.Event()
-    errors: list[BaseException] = []
-
-    def put(q: queue.Queue[Any], item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def read() -> None:
-        try:
-            for item in job.pending_batches():
-                if not put(to_encode, item):
-                    return
-        except BaseException as exc:
-            # A bad record: the batches read before it are still encoded and stored, then it is raised.
-            errors.append(exc)
-        finally:
-            put(to_encode, _DONE)
-
-    def write(bar: Any) -> None:
-        try:
-            while True:
-                try:
-                    item = to_store.get(timeout=0.1)
-                except queue.Empty:
-                    if stop.is_set():
-                        return
-                    continue
-                if item is _DONE:
-                    return
-                result = job.store_batch(item)
-                bar.update(result.docs)
-        except BaseException as exc:
-            errors.append(exc)
-            stop.set()
-
-    with tqdm(desc=f"ingest {job.dataset}", unit="doc", disable=not progress, smoothing=0.1) as bar:
-        reader = threading.Thread(target=read, name="ingest-read", daemon=True)
-        writer = threading.Thread(target=write, args=(bar,), name="ingest-upsert", daemon=True)
-        reader.start()
-        writer.start()
-        try:
-            while not stop.is_set():
-                try:
-                    item = to_encode.get(timeout=0.1)
-                except queue.Empty:
-                    continue
-                if item is _DONE:
-                    break
-                if not put(to_store, job.encode_batch(*item)):
-                    break
-        except BaseException as exc:
-            errors.append(exc)
-            stop.set()
-        finally:
-            if not stop.is_set():
-                to_store.put(_DONE)
-            writer.join()
-            stop.set()
-            reader.join(timeout=5)
-    if errors:
-        raise errors[0]
-
-
-def _empty(dim: int) -> np.ndarray:
-    return np.zeros((0, dim), dtype=np.float32)
 
 
 def _safe(text: str) -> str:

@@ -5,14 +5,19 @@ from __future__ import annotations
 import ctypes
 import mmap
 import os
+import resource
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from eval.bench.scale import _mapped_mb, _own_mb, _status, add_engine_heap, ratio_line
-from ingest.pipeline import release_freed_memory
+from benchmarks.rss_watch import mapped_mb, own_mb, proc_status
+from benchmarks.scale import add_engine_heap, ratio_line
+from ingest.memory import peak_rss_mb, release_freed_memory
 from ingest.sources import ParquetSource
 from ingest.sources.parquet import iter_record_batches
 
@@ -33,7 +38,10 @@ def test_record_batches_are_read_one_row_group_at_a_time(tmp_path: Path) -> None
 
 
 def _anon_mb() -> int:
-    return _status(os.getpid())["RssAnon"]
+    """This process's resident anonymous memory (heap) in MB."""
+    with open("/proc/self/status", encoding="ascii") as fh:
+        line = next(line for line in fh if line.startswith("RssAnon:"))
+    return int(line.split()[1]) // 1024
 
 
 def test_release_freed_memory_returns_free_heap_pages() -> None:
@@ -55,17 +63,36 @@ def test_release_freed_memory_returns_free_heap_pages() -> None:
     assert before - after >= 50, (before, after)
 
 
+def test_peak_rss_is_this_process_own_not_the_exec_parent_peak() -> None:
+    resident = np.ones(200 * 1024 * 1024 // 8)  # 200 MB, every page touched
+    parent_peak = peak_rss_mb()
+    assert parent_peak >= 200
+    code = (
+        "import resource; from ingest.memory import peak_rss_mb; "
+        "print(peak_rss_mb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    child_peak, child_maxrss = (float(v) for v in out.split())
+    del resident
+    # Linux carries the parent's high-water mark into an exec'd child's ru_maxrss; VmHWM starts afresh.
+    assert child_maxrss >= 200
+    assert child_peak < 150, (child_peak, child_maxrss)
+    # ru_maxrss is this process's peak or an inherited bigger one, never less (the kernel updates both
+    # lazily: a little slack).
+    assert parent_peak <= resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 + 50
+
+
 def test_mapped_mb_tells_shard_files_from_other_files(tmp_path: Path) -> None:
     shard = tmp_path / "qdrant" / "c" / "segment.dat"
     shard.parent.mkdir(parents=True)
     shard.write_bytes(b"\1" * (8 << 20))
     with shard.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as view:
         assert sum(view[i] for i in range(0, len(view), 4096)) == 2048  # touch every page
-        shard_mb, other_mb = _mapped_mb(os.getpid(), str(tmp_path / "qdrant"))
-        st = _status(os.getpid())
+        shard_mb, other_mb = mapped_mb(os.getpid(), str(tmp_path / "qdrant"))
+        st = proc_status(os.getpid())
     assert shard_mb == 8
     assert other_mb > 0  # the interpreter and its libraries
-    assert _own_mb(st, other_mb) == st["RssAnon"] + st.get("RssShmem", 0) + other_mb
+    assert own_mb(st, other_mb) == st["RssAnon"] + st.get("RssShmem", 0) + other_mb
 
 
 def _run(docs: int, workers: int, main: int, worker_peak: int) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from ingest.pipeline import IngestSummary, run_ingest
 from ingest.records import point_id
 from ingest.stores import open_store
 
-BEIR_DIR = Path(__file__).resolve().parents[2] / "shared" / "beir"
+BEIR_DIR = Path(__file__).resolve().parents[3] / "shared" / "beir"
 NFCORPUS = BEIR_DIR / "nfcorpus.zip"
 
 
@@ -107,7 +107,7 @@ def test_parquet_corpus_end_to_end(tmp_path: Path, small_model_dir: Path) -> Non
             }
         )
         pq.write_table(table, pdir / f"part-{part}.parquet", row_group_size=40)
-    cfg = small_cfg(tmp_path / "data", small_model_dir, id_col="doc_id", text_col="body", title_col=None)
+    cfg = small_cfg(tmp_path / "data", small_model_dir, id_col="doc_id", text_col="body", title_col="")
     summary = run_ingest(str(pdir), cfg, progress=False)
     assert (summary.dataset, summary.docs, summary.chunks) == ("mycorpus", 300, 300)
     assert summary.points == {"mycorpus-d64-none": 300, "mycorpus-d32-binary": 300}

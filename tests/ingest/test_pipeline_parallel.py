@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from eval.bench.synth_corpus import LengthModel, write_corpus
+from benchmarks.synth_corpus import LengthModel, write_corpus
 from ingest.config import CollectionSpec, IngestConfig
 from ingest.errors import InputError
 from ingest.parallel import (
@@ -19,7 +19,7 @@ from ingest.parallel import (
     size_hint,
     usable_cores,
 )
-from ingest.pipeline import IngestJob, _run_processes, _run_threaded, run_ingest
+from ingest.pipeline import IngestJob, run_ingest, workers_for
 from ingest.stores import open_store
 
 # Short windows, so many documents are cut into several chunks (the chunker's window path).
@@ -93,7 +93,7 @@ def test_threaded_mode_stores_exactly_the_sequential_points(
 ) -> None:
     job = IngestJob.open(str(corpus), cfg_for(tmp_path, small_model_dir))
     try:
-        _run_threaded(job, progress=False)
+        assert job.run_batches(workers=0) == 0
         assert job.finalize().verified
     finally:
         job.close()
@@ -109,12 +109,33 @@ def test_process_mode_keeps_batches_before_a_bad_record(small_model_dir: Path, t
     job = IngestJob.open(str(path), cfg)
     try:
         with pytest.raises(InputError, match=r"bad\.parquet#100"):
-            _run_processes(job, 1, progress=False)
+            job.run_batches(workers=1)
         name = job.names[0]
         assert job.store.count(name) == 90  # the three full batches read before row 100
         assert sorted(job.checkpoints[name].done) == [0, 1, 2]
     finally:
         job.close()
+
+
+def test_run_batches_chooses_workers_like_workers_for(
+    corpus: Path, small_model_dir: Path, tmp_path: Path
+) -> None:
+    forced = IngestJob.open(str(corpus), cfg_for(tmp_path / "forced", small_model_dir, workers=3))
+    try:
+        assert workers_for(forced) == 3  # cfg.workers >= 1 is obeyed
+        with pytest.raises(ValueError, match="not -1"):
+            forced.run_batches(workers=-1)
+        assert forced.checkpoints[forced.names[0]].done == {}  # nothing ran
+    finally:
+        forced.close()
+    job = IngestJob.open(str(corpus), cfg_for(tmp_path / "auto", small_model_dir))
+    try:
+        assert workers_for(job) == 0  # 230 documents: threads in this process
+        assert job.run_batches() == 0
+        summary = job.finalize()
+    finally:
+        job.close()
+    assert summary.verified and summary.docs == 230
 
 
 def test_choose_workers() -> None:

@@ -1,0 +1,197 @@
+"""How `IngestJob.run_batches` overlaps reading, encoding and upserting: threads, or worker processes.
+
+Both modes run the same three stages over a job's pending batches through queues of
+`QUEUE_DEPTH` batches (bounded memory), and stop at the first error after storing every batch
+read before it. They need only the `BatchJob` side of a job, so this module does not import the
+pipeline (which imports it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from ingest.batches import BatchResult, EncodedBatch
+from ingest.parallel import EncodeRecipe, ProcessEncoder
+from ingest.records import Document
+
+log = logging.getLogger(__name__)
+
+QUEUE_DEPTH = 2
+
+_DONE = object()
+
+
+class BatchJob(Protocol):
+    """What the run modes use of an `IngestJob`."""
+
+    dataset: str
+    stage_seconds: dict[str, float]
+
+    def pending_batches(self) -> Iterator[tuple[int, list[Document]]]:
+        """Numbered document batches still to store."""
+        ...
+
+    def encode_batch(self, batch_no: int, docs: list[Document]) -> EncodedBatch:
+        """Chunk and encode one batch in this process."""
+        ...
+
+    def store_batch(self, batch: EncodedBatch) -> BatchResult:
+        """Upsert, flush and checkpoint one encoded batch."""
+        ...
+
+
+def run_in_processes(job: BatchJob, recipe: EncodeRecipe, workers: int, *, progress: bool) -> None:
+    """Read (a thread) and upsert here; chunk and encode in `workers` processes (see `ingest.parallel`).
+
+    The engine's update holds the GIL, so encoding only overlaps with it in another process.
+
+    Args:
+        job: The job whose pending batches to run.
+        recipe: How the workers build the job's chunker and encoder.
+        workers: Worker processes (at least 1).
+        progress: Show a tqdm progress bar.
+
+    Raises:
+        The first error the reader, a worker or the store raised, after every batch read before it
+        was stored.
+    """
+    from tqdm import tqdm
+
+    to_encode: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            for item in job.pending_batches():
+                while not stop.is_set():
+                    try:
+                        to_encode.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as exc:
+            # A bad record: the batches read before it are still encoded and stored, then it is raised.
+            errors.append(exc)
+        finally:
+            to_encode.put(_DONE)  # never blocks for long: the consumer drains until _DONE or stop
+
+    def read_batches() -> Iterator[tuple[int, list[Document]]]:
+        while True:
+            item = to_encode.get()
+            if item is _DONE:
+                return
+            yield item
+
+    log.info("chunking and encoding in %d worker process(es)", workers)
+    reader = threading.Thread(target=read, name="ingest-read", daemon=True)
+    with (
+        tqdm(desc=f"ingest {job.dataset}", unit="doc", disable=not progress, smoothing=0.1) as bar,
+        ProcessEncoder(recipe, workers) as pool,
+    ):
+        reader.start()
+        try:
+            for batch in pool.map(read_batches()):
+                job.stage_seconds["encode"] += batch.seconds
+                bar.update(job.store_batch(batch).docs)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            stop.set()
+            while reader.is_alive():  # let a reader blocked on a full queue see `stop`
+                with contextlib.suppress(queue.Empty):
+                    to_encode.get(timeout=0.1)
+            reader.join()
+    log.debug("encoder workers' peak RSS %.0f MB", pool.worker_peak_rss_mb)
+    if errors:
+        raise errors[0]
+
+
+def run_threaded(job: BatchJob, *, progress: bool) -> None:
+    """Read, encode and upsert in three threads of this process (small corpora, few collections).
+
+    Args:
+        job: The job whose pending batches to run.
+        progress: Show a tqdm progress bar.
+
+    Raises:
+        The first error the reader, the encoder or the store raised, after every batch read before it
+        was stored.
+    """
+    from tqdm import tqdm
+
+    to_encode: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
+    to_store: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def put(q: queue.Queue[Any], item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for item in job.pending_batches():
+                if not put(to_encode, item):
+                    return
+        except BaseException as exc:
+            # A bad record: the batches read before it are still encoded and stored, then it is raised.
+            errors.append(exc)
+        finally:
+            put(to_encode, _DONE)
+
+    def write(bar: Any) -> None:
+        try:
+            while True:
+                try:
+                    item = to_store.get(timeout=0.1)
+                except queue.Empty:
+                    if stop.is_set():
+                        return
+                    continue
+                if item is _DONE:
+                    return
+                result = job.store_batch(item)
+                bar.update(result.docs)
+        except BaseException as exc:
+            errors.append(exc)
+            stop.set()
+
+    with tqdm(desc=f"ingest {job.dataset}", unit="doc", disable=not progress, smoothing=0.1) as bar:
+        reader = threading.Thread(target=read, name="ingest-read", daemon=True)
+        writer = threading.Thread(target=write, args=(bar,), name="ingest-upsert", daemon=True)
+        reader.start()
+        writer.start()
+        try:
+            while not stop.is_set():
+                try:
+                    item = to_encode.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if item is _DONE:
+                    break
+                if not put(to_store, job.encode_batch(*item)):
+                    break
+        except BaseException as exc:
+            errors.append(exc)
+            stop.set()
+        finally:
+            if not stop.is_set():
+                to_store.put(_DONE)
+            writer.join()
+            stop.set()
+            reader.join(timeout=5)
+    if errors:
+        raise errors[0]
