@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ingest.errors import InputError
+from eval.errors import EvalInputError
 from ingest.stores.base import Hit
 
 DOC_ID_KEY = "doc_id"
@@ -14,13 +14,13 @@ def doc_id_of(hit: Hit, key: str = DOC_ID_KEY) -> str:
     """Return the document id a chunk hit belongs to, read from its payload.
 
     Raises:
-        InputError: the payload has no `key`: the collection was not written by this pipeline
+        EvalInputError: the payload has no `key`: the collection was not written by this pipeline
             (or without payloads); re-ingest it.
     """
     try:
         return str(hit.payload[key])
     except KeyError as exc:
-        raise InputError(
+        raise EvalInputError(
             f"search hit {hit.id} has no {key!r} in its payload (keys: {sorted(hit.payload)}): "
             "the collection was not written by `python -m ingest`; re-ingest it"
         ) from exc

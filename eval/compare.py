@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from eval.report import load_results, model_caveat, published_row, published_table
+from eval.report import model_caveat, published_row, published_table
+from eval.results import load_results
 
 RESULTS_FILE = "results.json"
 
@@ -69,7 +70,7 @@ def compare(paths: list[Path]) -> tuple[str, list[dict[str, Any]]]:
             row["run_dir"] = str(results_path.parent)
             rows.append(row)
             models.add(str(row.get("model_id")))
-            caveat = model_caveat(results.get("model", {}))
+            caveat = model_caveat(results.model)
             if caveat:
                 caveats.add(caveat)
     lines = ["NDCG@10 at full dimension; Δ is the relative change against the original vectors.", ""]

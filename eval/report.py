@@ -1,19 +1,20 @@
-"""results.json and report.md: the published-form table, the full matrix and a recommendation.
+"""report.md: the published-form table, the full matrix and the recommendation rule (`recommend`).
 
-Everything here is a pure function of the results dict that `eval.runner` assembles (and that
-results.json stores), so a report can be re-rendered from results.json alone.
+Everything here is a pure function of the `EvalResults` that `eval.assemble` builds (and that
+results.json stores, see `eval.results`), so a report can be re-rendered from results.json alone.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from eval.metrics import METRIC_NAMES, PRIMARY_METRIC
+from eval.results import CollectionInfo, ConfigurationResult, EvalResults
 
-RESULTS_SCHEMA = "static-ingest-eval/1"
 DEFAULT_WITHIN = 0.02
 DEFAULT_ALPHA = 0.05
 PUBLISHED_MODEL = "sentence-transformers/static-retrieval-mrl-en-v1"
@@ -36,57 +37,37 @@ PUBLISHED_HEADER = (
 # -- selection -------------------------------------------------------------------------------------
 
 
-def baseline_config(results: dict[str, Any]) -> dict[str, Any]:
-    """Return the configuration marked as the baseline.
-
-    Raises:
-        ValueError: if no configuration is the baseline.
-    """
-    for cfg in results["configurations"]:
-        if cfg.get("is_baseline"):
-            return cfg
-    raise ValueError("results hold no baseline configuration (the full-dim `none` collection, exact search)")
-
-
-def find_config(results: dict[str, Any], *, dim: int, quantization: str, mode: str) -> dict[str, Any] | None:
-    """Return the configuration with this dim, quantization and mode, or None."""
-    for cfg in results["configurations"]:
-        if cfg["dim"] == dim and cfg["quantization"] == quantization and cfg["mode"] == mode:
-            return cfg
-    return None
-
-
-def rescore_mode_for_table(results: dict[str, Any]) -> str | None:
+def rescore_mode_for_table(results: EvalResults) -> str | None:
     """Return the rescoring mode shown in the published-form table: oversampling 4, else the largest."""
-    factors = [float(o) for o in results.get("options", {}).get("oversampling", [])]
+    factors = [float(o) for o in results.options.oversampling]
     if not factors:
         return None
     chosen = 4.0 if 4.0 in factors else max(factors)
     return f"rescore-x{chosen:g}"
 
 
-def published_row(results: dict[str, Any]) -> dict[str, Any]:
+def published_row(results: EvalResults) -> dict[str, Any]:
     """Return the published-form numbers of one dataset at the full (baseline) dimension.
 
     Returns:
         `dataset`, `dim`, `original`, `bq_no_rescore`, `bq_rescore` (NDCG@10 or None when that
         configuration was not evaluated), `rescore_mode`, and the Δ% of the two BQ columns.
     """
-    base = baseline_config(results)
-    dim = base["dim"]
-    no_rescore = find_config(results, dim=dim, quantization="binary", mode="no-rescore")
+    base = results.baseline
+    dim = base.dim
+    no_rescore = results.find(dim=dim, quantization="binary", mode="no-rescore")
     mode = rescore_mode_for_table(results)
-    rescore = find_config(results, dim=dim, quantization="binary", mode=mode) if mode else None
-    original = base["metrics"][PRIMARY_METRIC]
+    rescore = results.find(dim=dim, quantization="binary", mode=mode) if mode else None
+    original = base.metrics.mean[PRIMARY_METRIC]
 
-    def ndcg(cfg: dict[str, Any] | None) -> float | None:
-        return None if cfg is None else float(cfg["metrics"][PRIMARY_METRIC])
+    def ndcg(cfg: ConfigurationResult | None) -> float | None:
+        return None if cfg is None else cfg.primary
 
     def delta(value: float | None) -> float | None:
         return None if value is None or original == 0 else (value - original) / original * 100.0
 
     return {
-        "dataset": results["dataset"],
+        "dataset": results.dataset,
         "dim": dim,
         "original": original,
         "bq_no_rescore": ndcg(no_rescore),
@@ -94,17 +75,17 @@ def published_row(results: dict[str, Any]) -> dict[str, Any]:
         "rescore_mode": mode,
         "delta_no_rescore_pct": delta(ndcg(no_rescore)),
         "delta_rescore_pct": delta(ndcg(rescore)),
-        "model_id": results.get("model", {}).get("model_id"),
+        "model_id": results.model.get("model_id"),
     }
 
 
 def recommend(
-    configurations: list[dict[str, Any]],
+    configurations: Sequence[ConfigurationResult],
     baseline_ndcg: float,
     *,
     within: float = DEFAULT_WITHIN,
     alpha: float = DEFAULT_ALPHA,
-) -> dict[str, Any] | None:
+) -> ConfigurationResult | None:
     """Pick the cheapest configuration (bytes/vector) at acceptable quality.
 
     Acceptable: NDCG@10 ≥ (1 − within) × baseline, and not significantly worse than the baseline
@@ -112,7 +93,7 @@ def recommend(
     the higher NDCG@10, then the lower p50 latency.
 
     Args:
-        configurations: Result rows (`bytes_per_vector`, `metrics`, `p_value`, `latency`).
+        configurations: Result rows.
         baseline_ndcg: NDCG@10 of the baseline.
         within: Allowed relative loss (0.02 = 2%).
         alpha: Significance level.
@@ -122,8 +103,8 @@ def recommend(
     """
     ok = []
     for cfg in configurations:
-        ndcg = float(cfg["metrics"][PRIMARY_METRIC])
-        p = cfg.get("p_value")
+        ndcg = cfg.primary
+        p = cfg.p_value
         close = ndcg >= (1.0 - within) * baseline_ndcg
         not_worse = ndcg >= baseline_ndcg or p is None or p >= alpha
         if close and not_worse:
@@ -132,11 +113,7 @@ def recommend(
         return None
     return min(
         ok,
-        key=lambda c: (
-            c["bytes_per_vector"],
-            -c["metrics"][PRIMARY_METRIC],
-            c.get("latency", {}).get("p50_ms", math.inf),
-        ),
+        key=lambda c: (c.bytes_per_vector, -c.primary, c.latency.get("p50_ms", math.inf)),
     )
 
 
@@ -225,12 +202,12 @@ def published_table(rows: list[dict[str, Any]], *, with_delta: bool = False) -> 
 _QUANT_ORDER = {"none": 0, "scalar": 1, "binary": 2}
 
 
-def matrix_order(cfg: dict[str, Any]) -> tuple[int, int, int]:
+def matrix_order(cfg: ConfigurationResult) -> tuple[int, int, int]:
     """Sort key of the matrix: dim descending, then none/scalar/binary, then mode order."""
-    return (-int(cfg["dim"]), _QUANT_ORDER.get(cfg["quantization"], 9), int(cfg.get("mode_order", 0)))
+    return (-int(cfg.dim), _QUANT_ORDER.get(cfg.quantization, 9), int(cfg.mode_order))
 
 
-def matrix_table(configurations: list[dict[str, Any]]) -> str:
+def matrix_table(configurations: Sequence[ConfigurationResult]) -> str:
     """Render the full matrix (dim × quantization × mode) as a markdown table."""
     header = [
         "dim",
@@ -246,16 +223,16 @@ def matrix_table(configurations: list[dict[str, Any]]) -> str:
     ]
     body = []
     for c in sorted(configurations, key=matrix_order):
-        lat = c.get("latency", {})
+        lat = c.latency
         body.append(
             [
-                str(c["dim"]),
-                c["quantization"],
-                c["mode"] + (" (baseline)" if c.get("is_baseline") else ""),
-                *(fmt_metric(c["metrics"][m]) for m in METRIC_NAMES),
-                fmt_delta(c["delta_pct"][PRIMARY_METRIC]),
-                fmt_p(c.get("p_value")),
-                fmt_bytes(c["bytes_per_vector"]),
+                str(c.dim),
+                c.quantization,
+                c.mode + (" (baseline)" if c.is_baseline else ""),
+                *(fmt_metric(c.metrics.mean[m]) for m in METRIC_NAMES),
+                fmt_delta(c.delta_pct[PRIMARY_METRIC]),
+                fmt_p(c.p_value),
+                fmt_bytes(c.bytes_per_vector),
                 f"{lat['p50_ms']:.2f}" if "p50_ms" in lat else "–",
                 f"{lat['p95_ms']:.2f}" if "p95_ms" in lat else "–",
                 f"{lat['qps']:.0f}" if "qps" in lat else "–",
@@ -264,13 +241,13 @@ def matrix_table(configurations: list[dict[str, Any]]) -> str:
     return markdown_table(header, body)
 
 
-def describe_config(cfg: dict[str, Any]) -> str:
+def describe_config(cfg: ConfigurationResult) -> str:
     """One-line description of a configuration."""
-    return f"`{cfg['collection']}` · {cfg['mode']} (dim {cfg['dim']}, {cfg['quantization']})"
+    return f"`{cfg.collection}` · {cfg.mode} (dim {cfg.dim}, {cfg.quantization})"
 
 
-def _engine_line(results: dict[str, Any]) -> str:
-    engine = results.get("engine", {})
+def _engine_line(results: EvalResults) -> str:
+    engine = results.engine
     backend = engine.get("backend", "?")
     where = engine.get("location", "")
     version = engine.get("version")
@@ -283,79 +260,79 @@ def _model_line(model: dict[str, Any]) -> str:
     return f"`{mid}`" + (f" (revision `{rev}`)" if rev else "")
 
 
-def render_report(results: dict[str, Any]) -> str:
-    """Render report.md from a results dict.
+def render_report(results: EvalResults) -> str:
+    """Render report.md from the results.
 
     Args:
-        results: The dict `eval.runner.assemble_results` builds (= results.json).
+        results: What `eval.assemble.assemble_results` builds (or `eval.results.load_results` reads).
 
     Returns:
         The markdown text.
     """
-    model = results.get("model", {})
-    opts = results.get("options", {})
-    base = baseline_config(results)
+    model = results.model
+    opts = results.options
+    base = results.baseline
     caveat = model_caveat(model)
-    out: list[str] = [f"# Quantization eval: {results['dataset']} ({results['split']})", ""]
+    out: list[str] = [f"# Quantization eval: {results.dataset} ({results.split})", ""]
     if caveat:
         out += [caveat, ""]
     out += [
         f"- Model: {_model_line(model)}, {model.get('dim', '?')} dims",
         f"- Engine: {_engine_line(results)}",
-        f"- Queries: {results['queries']['count']} judged queries, "
-        f"{results['queries'].get('qrels_rows', '?')} qrels rows; "
-        f"corpus checksum `{results.get('corpus_checksum') or 'unknown'}`",
-        f"- Run: `{results['run_id']}` at {results.get('created', '?')}",
-        f"- Baseline: {describe_config(base)}, NDCG@10 {fmt_metric(base['metrics'][PRIMARY_METRIC])}",
-        *[f"- Warning: {w}" for w in results.get("warnings") or []],
+        f"- Queries: {results.queries.count} judged queries, "
+        f"{results.queries.qrels_rows} qrels rows; "
+        f"corpus checksum `{results.corpus_checksum or 'unknown'}`",
+        f"- Run: `{results.run_id}` at {results.created}",
+        f"- Baseline: {describe_config(base)}, NDCG@10 {fmt_metric(base.metrics.mean[PRIMARY_METRIC])}",
+        *[f"- Warning: {w}" for w in results.warnings],
         "",
-        f"## Published form (dim {base['dim']})",
+        f"## Published form (dim {base.dim})",
         "",
         published_table([published_row(results)]),
         "",
         "## Full matrix",
         "",
-        matrix_table(results["configurations"]),
+        matrix_table(results.configurations),
         "",
         "Δ is the relative change of NDCG@10 against the baseline; p is a two-sided paired randomization "
-        f"test on per-query NDCG@10 ({opts.get('permutations', '?')} sign flips, "
-        f"seed {opts.get('seed', '?')}). "
+        f"test on per-query NDCG@10 ({opts.permutations} sign flips, "
+        f"seed {opts.seed}). "
         "bytes/vector is the size of the vector searched first (the quantized one for binary/scalar; "
         "rescoring also reads the original float vectors). Latency: one client, one query at a time, "
-        f"warm, each query asked until ≥ {opts.get('min_docs', '?')} distinct documents came back "
+        f"warm, each query asked until ≥ {opts.min_docs} distinct documents came back "
         "(chunk hits aggregated per document by max score).",
         "",
     ]
     out += _modes_section(results)
     out += _collections_section(results)
     out += _recommendation_section(results)
-    if results.get("teacher"):
+    if results.teacher:
         out += _teacher_section(results)
-    out += _reference_section(results)
-    if results.get("skipped"):
+    out += _reference_section()
+    if results.skipped:
         out += ["## Skipped collections", ""]
-        out += [f"- `{s['collection']}`: {s['reason']}" for s in results["skipped"]]
+        out += [f"- `{s.collection}`: {s.reason}" for s in results.skipped]
         out.append("")
-    if results.get("plots"):
+    if results.plots:
         out += ["## Plots", ""]
-        out += [f"![{Path(p).stem}]({p})" for p in results["plots"]]
+        out += [f"![{Path(p).stem}]({p})" for p in results.plots]
         out.append("")
     return "\n".join(out)
 
 
-def _modes_section(results: dict[str, Any]) -> list[str]:
-    seen: dict[str, dict[str, Any]] = {}
-    for c in results["configurations"]:
-        seen.setdefault(c["mode"], c)
+def _modes_section(results: EvalResults) -> list[str]:
+    seen: dict[str, ConfigurationResult] = {}
+    for c in results.configurations:
+        seen.setdefault(c.mode, c)
     lines = ["## How each number was obtained", ""]
-    for name, c in sorted(seen.items(), key=lambda kv: kv[1]["mode_order"]):
+    for name, c in sorted(seen.items(), key=lambda kv: kv[1].mode_order):
         params = ", ".join(
             f"{k}={v}"
-            for k, v in c["params"].items()
+            for k, v in c.params.items()
             if v is not None and not (v is False and k in ("exact", "ignore_quantization"))
         )
-        lines.append(f"- `{name}`: {c['mode_description']} (search params: {params or 'engine defaults'})")
-    ignore = results.get("options", {}).get("ignore_identical_ids", True)
+        lines.append(f"- `{name}`: {c.mode_description} (search params: {params or 'engine defaults'})")
+    ignore = results.options.ignore_identical_ids
     lines += [
         f"- Metrics: pytrec_eval via beir `EvaluateRetrieval.evaluate` (MRR: `evaluate_custom`), "
         f"ignore_identical_ids={ignore}.",
@@ -368,15 +345,15 @@ def _modes_section(results: dict[str, Any]) -> list[str]:
 QDRANT_DEFAULT_FULL_SCAN_KB = 10_000
 
 
-def index_note(collection: dict[str, Any]) -> str:
+def index_note(collection: CollectionInfo) -> str:
     """Say whether HNSW-mode queries really use the graph or a full scan of a small segment.
 
     Qdrant compares the size of a segment's original vectors (KB) with `full_scan_threshold`.
     """
-    cfg = collection.get("engine_config") or {}
-    points = collection.get("points") or cfg.get("points_count")
-    dim = collection.get("spec", {}).get("dim") or cfg.get("dim")
-    threshold = cfg.get("full_scan_threshold") or collection.get("spec", {}).get("full_scan_threshold")
+    cfg = collection.engine_config or {}
+    points = collection.points or cfg.get("points_count")
+    dim = collection.spec.get("dim") or cfg.get("dim")
+    threshold = cfg.get("full_scan_threshold") or collection.spec.get("full_scan_threshold")
     default = threshold is None
     threshold = QDRANT_DEFAULT_FULL_SCAN_KB if default else threshold
     if not points or not dim:
@@ -390,15 +367,15 @@ def index_note(collection: dict[str, Any]) -> str:
     return f"HNSW graph ({where})"
 
 
-def _collections_section(results: dict[str, Any]) -> list[str]:
+def _collections_section(results: EvalResults) -> list[str]:
     rows = []
-    for c in results.get("collections", []):
-        cfg = c.get("engine_config") or {}
-        spec = c.get("spec", {})
+    for c in results.collections:
+        cfg = c.engine_config or {}
+        spec = c.spec
         rows.append(
             [
-                f"`{c['name']}`",
-                str(c.get("points") or cfg.get("points_count") or "?"),
+                f"`{c.name}`",
+                str(c.points or cfg.get("points_count") or "?"),
                 str(spec.get("dim")),
                 spec.get("quantization", "?")
                 + (f" ({spec.get('binary_encoding')})" if spec.get("quantization") == "binary" else ""),
@@ -420,30 +397,29 @@ def _collections_section(results: dict[str, Any]) -> list[str]:
     ]
 
 
-def _recommendation_section(results: dict[str, Any]) -> list[str]:
-    opts = results.get("options", {})
-    within = float(opts.get("within", DEFAULT_WITHIN))
-    rec = results.get("recommendation")
-    model = results.get("model", {})
+def _recommendation_section(results: EvalResults) -> list[str]:
+    within = float(results.options.within)
+    rec = results.recommendation
+    model = results.model
     lines = ["## Recommendation", ""]
     if rec is None:
         lines.append(
             f"No configuration is within {within:.0%} of the baseline NDCG@10 and not significantly worse."
         )
     else:
-        base = baseline_config(results)
-        saving = base["bytes_per_vector"] / rec["bytes_per_vector"] if rec["bytes_per_vector"] else math.inf
+        base = results.baseline
+        saving = base.bytes_per_vector / rec.bytes_per_vector if rec.bytes_per_vector else math.inf
         lines.append(
             f"Cheapest configuration within {within:.0%} of the baseline NDCG@10 and not significantly worse "
             f"(p ≥ {DEFAULT_ALPHA} or better): **{describe_config(rec)}** — NDCG@10 "
-            f"{fmt_metric(rec['metrics'][PRIMARY_METRIC])} ({fmt_delta(rec['delta_pct'][PRIMARY_METRIC])}, "
-            f"p {fmt_p(rec.get('p_value'))}), {fmt_bytes(rec['bytes_per_vector'])} bytes/vector "
-            f"({saving:.0f}× smaller than the baseline's {fmt_bytes(base['bytes_per_vector'])})."
+            f"{fmt_metric(rec.metrics.mean[PRIMARY_METRIC])} ({fmt_delta(rec.delta_pct[PRIMARY_METRIC])}, "
+            f"p {fmt_p(rec.p_value)}), {fmt_bytes(rec.bytes_per_vector)} bytes/vector "
+            f"({saving:.0f}× smaller than the baseline's {fmt_bytes(base.bytes_per_vector)})."
         )
-        if rec["quantization"] != "none" and rec["mode"] != "no-rescore":
+        if rec.quantization != "none" and rec.mode != "no-rescore":
             lines += [
                 "",
-                f"This mode rescores with the original float vectors ({rec['dim'] * 4} bytes each): keep "
+                f"This mode rescores with the original float vectors ({rec.dim * 4} bytes each): keep "
                 "them on disk (`on_disk = true`) so RAM holds only the quantized vectors.",
             ]
     lines.append("")
@@ -455,11 +431,13 @@ def _recommendation_section(results: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _teacher_section(results: dict[str, Any]) -> list[str]:
-    t = results["teacher"]
-    q = results["queries"]
+def _teacher_section(results: EvalResults) -> list[str]:
+    t = results.teacher
+    if t is None:
+        return []
+    q = results.queries
     lines = [
-        f"## Transformer baseline: `{t['model_id']}`",
+        f"## Transformer baseline: `{t.model_id}`",
         "",
         "Corpus and queries encoded with the transformer, exact numpy search (dot product of normalised "
         "vectors, whole documents as BEIR encodes them: title + text, truncated by the model).",
@@ -468,20 +446,20 @@ def _teacher_section(results: dict[str, Any]) -> list[str]:
             ["model", *METRIC_NAMES, "Δ NDCG@10 vs baseline", "p", "docs/s", "queries/s"],
             [
                 [
-                    f"`{t['model_id']}`",
-                    *(fmt_metric(t["metrics"][m]) for m in METRIC_NAMES),
-                    fmt_delta(t.get("delta_pct", {}).get(PRIMARY_METRIC)),
-                    fmt_p(t.get("p_value")),
-                    _rate(t.get("docs_per_s")),
-                    _rate(t.get("queries_per_s")),
+                    f"`{t.model_id}`",
+                    *(fmt_metric(t.metrics.mean[m]) for m in METRIC_NAMES),
+                    fmt_delta(t.delta_pct.get(PRIMARY_METRIC)),
+                    fmt_p(t.p_value),
+                    _rate(t.docs_per_s),
+                    _rate(t.queries_per_s),
                 ],
                 [
-                    f"`{results.get('model', {}).get('model_id', '?')}` (baseline)",
-                    *(fmt_metric(baseline_config(results)["metrics"][m]) for m in METRIC_NAMES),
+                    f"`{results.model.get('model_id', '?')}` (baseline)",
+                    *(fmt_metric(results.baseline.metrics.mean[m]) for m in METRIC_NAMES),
                     fmt_delta(0.0),
                     "–",
-                    _rate(t.get("static_docs_per_s")),
-                    _rate(q.get("queries_per_s")),
+                    _rate(t.static_docs_per_s),
+                    _rate(q.queries_per_s),
                 ],
             ],
         ),
@@ -498,7 +476,7 @@ def _rate(value: float | None) -> str:
     return "–" if value is None or math.isnan(value) else f"{value:,.0f}"
 
 
-def _reference_section(results: dict[str, Any]) -> list[str]:
+def _reference_section() -> list[str]:
     rows = [
         [name, fmt_metric(orig), fmt_metric(bq), fmt_delta((bq - orig) / orig * 100.0)]
         for name, (orig, bq) in REFERENCE_NDCG10.items()
@@ -514,52 +492,12 @@ def _reference_section(results: dict[str, Any]) -> list[str]:
     ]
 
 
-# -- files -----------------------------------------------------------------------------------------
+# -- file ------------------------------------------------------------------------------------------
 
 
-def write_results_json(results: dict[str, Any], out_dir: Path) -> Path:
-    """Write results.json into `out_dir` (created if needed) and return its path."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "results.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(results, indent=1, default=_json_default) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
-
-
-def write_report_md(results: dict[str, Any], out_dir: Path) -> Path:
+def write_report_md(results: EvalResults, out_dir: Path) -> Path:
     """Write report.md into `out_dir` (created if needed) and return its path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "report.md"
     path.write_text(render_report(results), encoding="utf-8")
     return path
-
-
-def load_results(path: Path) -> dict[str, Any]:
-    """Read a results.json.
-
-    Raises:
-        FileNotFoundError: naming the path.
-        ValueError: if it is not a results.json of this tool.
-    """
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(
-            f"{path} does not exist: pass a report directory made by `python -m eval`"
-        ) from exc
-    if not isinstance(data, dict) or data.get("schema") != RESULTS_SCHEMA:
-        raise ValueError(
-            f"{path} is not a results.json written by `python -m eval` (schema {RESULTS_SCHEMA})"
-        )
-    return data
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Path):
-        return str(value)
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,4 +1,4 @@
-"""Shared eval fixtures: a results dict assembled by the real runner functions from hand-built runs."""
+"""Shared eval fixtures: `EvalResults` assembled by the real eval functions from hand-built runs."""
 
 from __future__ import annotations
 
@@ -9,17 +9,14 @@ from typing import Any
 import numpy as np
 import pytest
 
+from eval.assemble import assemble_results
+from eval.data import EvalData
 from eval.metrics import evaluate_run
-from eval.runner import (
-    CollectionPlan,
-    CollectionTarget,
-    ConfigResult,
-    EvalData,
-    EvalOptions,
-    QueryEmbeddings,
-    assemble_results,
-    compare_to_baseline,
-)
+from eval.options import EvalOptions
+from eval.plan import CollectionPlan, CollectionTarget
+from eval.query_encoder import QueryEmbeddings
+from eval.results import EvalResults, SkippedCollection
+from eval.scoring import compare_to_baseline, configuration_result
 from eval.search import modes_for
 from eval.stats import latency_summary
 from ingest.config import CollectionSpec
@@ -47,8 +44,8 @@ def build_results(
     degrade: dict[tuple[int, str, str], float] | None = None,
     model: dict[str, Any] | None = None,
     seed: int = 0,
-) -> dict[str, Any]:
-    """Assemble a results dict for dims 256/64 × none/binary with the real runner functions.
+) -> EvalResults:
+    """Assemble results for dims 256/64 × none/binary with the real scoring and assembly functions.
 
     Args:
         dataset: Dataset name.
@@ -67,23 +64,20 @@ def build_results(
         )
         for s in specs
     ]
-    plan = CollectionPlan(
-        dataset, targets, [{"collection": "x", "reason": "does not exist"}], model, targets[0]
-    )
+    plan = CollectionPlan(dataset, targets, [SkippedCollection("x", "does not exist")], model, targets[0])
     rows = []
     for target in targets:
         for order, mode in enumerate(modes_for(target.spec, opts.oversampling)):
             noise = (degrade or {}).get((target.spec.dim, target.spec.quantization, mode.name), 0.1)
-            metrics = evaluate_run(qrels, _run(rng, qrels, noise))
             rows.append(
-                ConfigResult(
-                    collection=target.name,
-                    spec=target.spec,
-                    mode=mode,
-                    mode_order=order,
-                    metrics=metrics,
-                    latency=latency_summary(list(rng.uniform(0.001, 0.003, N_QUERIES))),
-                    search={"initial_limit": 125, "max_limit": 125, "requeries": 0, "short_queries": 0},
+                configuration_result(
+                    target.name,
+                    target.spec,
+                    mode,
+                    order,
+                    evaluate_run(qrels, _run(rng, qrels, noise)),
+                    latency_summary(list(rng.uniform(0.001, 0.003, N_QUERIES))),
+                    {"initial_limit": 125, "max_limit": 125, "requeries": 0, "short_queries": 0},
                     is_baseline=target is targets[0] and mode.name == "exact",
                 )
             )
@@ -104,8 +98,8 @@ def build_results(
 
 
 @pytest.fixture
-def make_results() -> Callable[..., dict[str, Any]]:
-    """Factory of synthetic results dicts (see `build_results`)."""
+def make_results() -> Callable[..., EvalResults]:
+    """Factory of synthetic results (see `build_results`)."""
     return build_results
 
 

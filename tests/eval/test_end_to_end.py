@@ -17,10 +17,11 @@ import pytest
 
 from eval.__main__ import main
 from eval.compare import compare
+from eval.errors import EvalModelError, MissingCollectionError
 from eval.options import EvalOptions
-from eval.runner import load_query_encoder, open_eval_store, plan_collections
+from eval.plan import open_eval_store, plan_collections
+from eval.query_encoder import load_query_encoder
 from ingest.config import CollectionSpec, IngestConfig
-from ingest.errors import InputError, ModelError
 
 BEIR_DIR = Path(__file__).resolve().parents[3] / "shared" / "beir"
 SPECS = [
@@ -228,7 +229,7 @@ def test_mismatched_query_model_is_refused(nfcorpus_eval: EvalCase) -> None:
         plan = plan_collections(store, "nfcorpus", opts)
     finally:
         store.close()
-    with pytest.raises(ModelError, match="query encoder mismatch"):
+    with pytest.raises(EvalModelError, match="query encoder mismatch"):
         load_query_encoder(plan.model, opts)
 
 
@@ -236,7 +237,7 @@ def test_unknown_dataset_says_to_ingest_first(nfcorpus_eval: EvalCase) -> None:
     opts = EvalOptions(target="scifact", data_dir=nfcorpus_eval.data_dir)
     store = open_eval_store(opts)
     try:
-        with pytest.raises(InputError, match="python -m ingest scifact"):
+        with pytest.raises(MissingCollectionError, match="python -m ingest scifact"):
             plan_collections(store, "scifact", opts)
     finally:
         store.close()

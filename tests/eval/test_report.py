@@ -5,33 +5,38 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from eval.__main__ import main
 from eval.compare import compare, resolve_results
-from eval.report import (
-    REFERENCE_NDCG10,
-    load_results,
-    model_caveat,
-    published_row,
-    recommend,
-    render_report,
-)
+from eval.metrics import MetricResult
+from eval.report import REFERENCE_NDCG10, model_caveat, published_row, recommend, render_report
+from eval.results import ConfigurationResult, EvalResults, TeacherResult, load_results
 from eval.runner import write_report
 
-Factory = Callable[..., dict[str, Any]]
+Factory = Callable[..., EvalResults]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _row(bytes_per_vector: float, ndcg: float, p: float | None, p50: float = 1.0) -> dict[str, Any]:
-    return {
-        "bytes_per_vector": bytes_per_vector,
-        "metrics": {"NDCG@10": ndcg},
-        "p_value": p,
-        "latency": {"p50_ms": p50},
-    }
+def _row(bytes_per_vector: float, ndcg: float, p: float | None, p50: float = 1.0) -> ConfigurationResult:
+    return ConfigurationResult(
+        collection=f"c{bytes_per_vector:g}",
+        dim=64,
+        quantization="binary",
+        mode="no-rescore",
+        mode_order=2,
+        mode_description="",
+        params={},
+        spec={},
+        engine_config={},
+        bytes_per_vector=bytes_per_vector,
+        is_baseline=False,
+        metrics=MetricResult({"NDCG@10": ndcg}, {}, 0),
+        latency={"p50_ms": p50},
+        search={},
+        p_value=p,
+    )
 
 
 def test_recommend_picks_cheapest_acceptable() -> None:
@@ -58,19 +63,23 @@ def test_recommend_tie_on_bytes_prefers_quality_then_speed() -> None:
 
 def test_assembled_results_carry_deltas_and_p(make_results: Factory) -> None:
     results = make_results(degrade={(256, "binary", "no-rescore"): 0.6})
-    by_key = {(c["dim"], c["quantization"], c["mode"]): c for c in results["configurations"]}
+    by_key = {(c.dim, c.quantization, c.mode): c for c in results.configurations}
     assert len(by_key) == 2 * 2 + 2 * 5  # none: exact, hnsw; binary: + no-rescore, rescore-x1, rescore-x4
     base = by_key[(256, "none", "exact")]
-    assert base["is_baseline"] and base["p_value"] == 1.0 and base["delta_pct"]["NDCG@10"] == 0.0
+    assert base is results.baseline
+    assert base.is_baseline and base.p_value == 1.0 and base.delta_pct["NDCG@10"] == 0.0
     worse = by_key[(256, "binary", "no-rescore")]
-    expected = (worse["metrics"]["NDCG@10"] - base["metrics"]["NDCG@10"]) / base["metrics"]["NDCG@10"] * 100
-    assert worse["delta_pct"]["NDCG@10"] == pytest.approx(expected)
-    assert worse["delta_pct"]["NDCG@10"] < -5
-    assert worse["p_value"] < 0.05
-    assert worse["bytes_per_vector"] == 32.0  # 256 bits
-    assert set(worse["per_query"]["NDCG@10"]) == {f"q{i}" for i in range(40)}
-    assert results["recommendation"] is not None
-    assert "per_query" not in results["recommendation"]
+    expected = (worse.primary - base.primary) / base.primary * 100
+    assert worse.delta_pct["NDCG@10"] == pytest.approx(expected)
+    assert worse.delta_pct["NDCG@10"] < -5
+    assert worse.p_value is not None and worse.p_value < 0.05
+    assert worse.bytes_per_vector == 32.0  # 256 bits
+    assert by_key[(256, "binary", "exact")].bytes_per_vector == 1024.0  # exact scans the float vectors
+    assert set(worse.metrics.per_query["NDCG@10"]) == {f"q{i}" for i in range(40)}
+    assert results.recommendation is not None and results.recommendation in results.configurations
+    saved = results.to_dict()
+    assert "per_query" not in saved["recommendation"] and "per_query" in saved["configurations"][0]
+    assert saved["baseline"] == {"collection": "toyset-d256-none", "mode": "exact", "dim": 256}
 
 
 def test_report_has_published_table_matrix_and_recommendation(
@@ -154,15 +163,23 @@ def test_compare_errors_name_the_path(tmp_path: Path, capsys: pytest.CaptureFixt
 
 def test_teacher_section_shows_both_encode_speeds(make_results: Factory) -> None:
     results = make_results()
-    results["teacher"] = {
-        "model_id": "all-MiniLM-L6-v2",
-        "metrics": {"NDCG@10": 0.3159, "Recall@100": 0.3115, "MRR@10": 0.504, "MAP@100": 0.1424},
-        "delta_pct": {"NDCG@10": 78.99},
-        "p_value": 0.0001,
-        "docs_per_s": 9.2,
-        "queries_per_s": 69.0,
-        "static_docs_per_s": 2650.0,
-    }
+    results.teacher = TeacherResult(
+        model_id="all-MiniLM-L6-v2",
+        location="/models/all-MiniLM-L6-v2",
+        dim=384,
+        max_seq_length=256,
+        docs=3633,
+        docs_per_s=9.2,
+        queries_per_s=69.0,
+        encode_seconds=395.0,
+        search="exact numpy",
+        metrics=MetricResult(
+            {"NDCG@10": 0.3159, "Recall@100": 0.3115, "MRR@10": 0.504, "MAP@100": 0.1424}, {}, 0
+        ),
+        delta_pct={"NDCG@10": 78.99},
+        p_value=0.0001,
+        static_docs_per_s=2650.0,
+    )
     text = render_report(results)
     assert "## Transformer baseline: `all-MiniLM-L6-v2`" in text
     assert "| `all-MiniLM-L6-v2` | 0.3159 | 0.3115 | 0.5040 | 0.1424 | +78.99% | 0.0001 | 9 | 69 |" in text

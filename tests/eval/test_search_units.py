@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from eval.aggregate import distinct_docs, max_by_doc
+from eval.errors import EvalInputError
 from eval.search import exact_numpy_search, initial_chunk_limit, modes_for
 from ingest.config import CollectionSpec
-from ingest.errors import InputError
 from ingest.stores.base import Hit
 
 
@@ -49,7 +49,7 @@ def test_max_by_doc_keeps_best_chunk() -> None:
 
 
 def test_hit_without_doc_id_is_an_actionable_error() -> None:
-    with pytest.raises(InputError, match="re-ingest"):
+    with pytest.raises(EvalInputError, match="re-ingest"):
         max_by_doc([Hit("p1", 0.4, {"text": "x"})])
 
 
