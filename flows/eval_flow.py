@@ -5,7 +5,6 @@ python -m flows.eval_flow scifact        # one local run (temporary Prefect serv
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -14,18 +13,15 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from eval.metrics import PRIMARY_METRIC
-from flows.common import artifact_key, beir_dirs_with_env, is_transient
+from eval.options import EvalOptions, EvalSettings
+from flows.common import artifact_key, is_transient
 
 if TYPE_CHECKING:
-    from eval.options import EvalOptions
-    from eval.runner import (
-        CollectionPlan,
-        CollectionTarget,
-        ConfigResult,
-        EvalData,
-        QueryEmbeddings,
-        ReportFiles,
-    )
+    from eval.data import EvalData
+    from eval.plan import CollectionPlan, CollectionTarget
+    from eval.query_encoder import QueryEmbeddings
+    from eval.results import ConfigurationResult, EvalResults, TeacherResult
+    from eval.runner import ReportFiles
     from ingest.stores.base import VectorStore
 
 # As in the ingest flow: arguments are live objects (store handles, encoders, numpy arrays), so
@@ -41,7 +37,7 @@ if TYPE_CHECKING:
 )
 def load_data(opts: EvalOptions) -> EvalData:
     """Judged queries and qrels of the split."""
-    from eval.runner import load_eval_data
+    from eval.data import load_eval_data
 
     data = load_eval_data(opts)
     get_run_logger().info(
@@ -57,12 +53,12 @@ def load_data(opts: EvalOptions) -> EvalData:
 @task(name="plan-collections", cache_policy=NO_CACHE)
 def plan(store: VectorStore, dataset: str, opts: EvalOptions) -> CollectionPlan:
     """Which collections exist and are complete, their model and the baseline."""
-    from eval.runner import plan_collections
+    from eval.plan import plan_collections
 
     result = plan_collections(store, dataset, opts)
     logger = get_run_logger()
     for s in result.skipped:
-        logger.warning("skipping %s: %s", s["collection"], s["reason"])
+        logger.warning("skipping %s: %s", s.collection, s.reason)
     return result
 
 
@@ -79,7 +75,7 @@ def encode(model: dict[str, Any], data: EvalData, opts: EvalOptions) -> tuple[An
     Returns:
         (the encoder, the query embeddings).
     """
-    from eval.runner import encode_queries, load_query_encoder
+    from eval.query_encoder import encode_queries, load_query_encoder
 
     encoder = load_query_encoder(model, opts)
     queries = encode_queries(encoder, data)
@@ -104,9 +100,9 @@ def evaluate_collection(
     data: EvalData,
     opts: EvalOptions,
     collection_plan: CollectionPlan,
-) -> list[ConfigResult]:
+) -> list[ConfigurationResult]:
     """Search one collection in every mode that applies to it and score each mode."""
-    from eval.runner import score_configuration, search_configuration
+    from eval.scoring import score_configuration, search_configuration
     from eval.search import modes_for
 
     logger = get_run_logger()
@@ -126,137 +122,98 @@ def evaluate_collection(
 
 
 @task(name="teacher-baseline", cache_policy=NO_CACHE)
-def teacher(opts: EvalOptions, data: EvalData, base: ConfigResult, encoder: Any) -> dict[str, Any]:
+def teacher(opts: EvalOptions, data: EvalData, base: ConfigurationResult, encoder: Any) -> TeacherResult:
     """Evaluate the optional transformer baseline with exact search over whole documents."""
-    from eval.runner import run_teacher_baseline
+    from eval.teacher import run_teacher_baseline
 
     return run_teacher_baseline(opts, data, base, static_encoder=encoder)
 
 
 @task(name="write-report", cache_policy=NO_CACHE)
-def write(results: dict[str, Any], opts: EvalOptions, dataset: str) -> ReportFiles:
+def write(results: EvalResults, opts: EvalOptions, dataset: str) -> ReportFiles:
     """Write the plots, results.json and report.md."""
     from eval.runner import report_dir, write_report
 
     return write_report(results, report_dir(opts, dataset))
 
 
-def configuration_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+def configuration_rows(results: EvalResults) -> list[dict[str, Any]]:
     """One table row per collection × mode: quality against the baseline, size and latency."""
     rows = []
-    for c in sorted(results["configurations"], key=lambda c: (-c["dim"], c["quantization"], c["mode_order"])):
+    for c in sorted(results.configurations, key=lambda c: (-c.dim, c.quantization, c.mode_order)):
+        delta = c.delta_pct.get(PRIMARY_METRIC)
         rows.append(
             {
-                "collection": c["collection"],
-                "dim": c["dim"],
-                "quantization": c["quantization"],
-                "mode": c["mode"],
-                "ndcg_at_10": round(float(c["metrics"][PRIMARY_METRIC]), 4),
-                "delta_pct": None
-                if c["delta_pct"].get(PRIMARY_METRIC) is None
-                else round(float(c["delta_pct"][PRIMARY_METRIC]), 2),
-                "p_value": None if c["p_value"] is None else round(float(c["p_value"]), 4),
-                "bytes_per_vector": c["bytes_per_vector"],
-                "p50_ms": round(float(c["latency"]["p50_ms"]), 3),
-                "baseline": c["is_baseline"],
+                "collection": c.collection,
+                "dim": c.dim,
+                "quantization": c.quantization,
+                "mode": c.mode,
+                "ndcg_at_10": round(c.primary, 4),
+                "delta_pct": None if delta is None else round(float(delta), 2),
+                "p_value": None if c.p_value is None else round(float(c.p_value), 4),
+                "bytes_per_vector": c.bytes_per_vector,
+                "p50_ms": round(float(c.latency["p50_ms"]), 3),
+                "baseline": c.is_baseline,
             }
         )
     return rows
 
 
-def recommendation_markdown(results: dict[str, Any]) -> str:
+def recommendation_markdown(results: EvalResults) -> str:
     """A short markdown statement of the recommended configuration (or why there is none)."""
-    rec = results.get("recommendation")
-    within = results.get("options", {}).get("within")
-    alpha = results.get("options", {}).get("alpha")
-    base = results["baseline"]
-    head = f"# Recommendation for {results['dataset']} ({results['split']})"
+    rec = results.recommendation
+    within, alpha = results.options.within, results.options.alpha
+    base = results.baseline
+    head = f"# Recommendation for {results.dataset} ({results.split})"
     rule = (
         f"Cheapest configuration (bytes/vector) whose NDCG@10 is within {within:.0%} of the baseline "
-        f"(`{base['collection']}`, `{base['mode']}`) and not significantly worse (p ≥ {alpha})."
+        f"(`{base.collection}`, `{base.mode}`) and not significantly worse (p ≥ {alpha})."
     )
-    if not rec:
+    if rec is None:
         return f"{head}\n\nNo configuration qualifies. {rule}"
-    delta = rec.get("delta_pct", {}).get(PRIMARY_METRIC)
+    delta = rec.delta_pct.get(PRIMARY_METRIC)
     return "\n\n".join(
         [
             head,
-            f"**`{rec['collection']}`** searched as **`{rec['mode']}`**: NDCG@10 "
-            f"{rec['metrics'][PRIMARY_METRIC]:.4f}"
+            f"**`{rec.collection}`** searched as **`{rec.mode}`**: NDCG@10 {rec.primary:.4f}"
             + ("" if delta is None else f" ({delta:+.2f}% vs baseline)")
-            + f", {rec['bytes_per_vector']:g} bytes/vector, p50 {rec['latency']['p50_ms']:.2f} ms.",
+            + f", {rec.bytes_per_vector:g} bytes/vector, p50 {rec.latency['p50_ms']:.2f} ms.",
             rule,
         ]
     )
 
 
-def publish_eval_artifacts(results: dict[str, Any], files: ReportFiles) -> None:
+def publish_eval_artifacts(results: EvalResults, files: ReportFiles) -> None:
     """Publish report.md, the configuration table and the recommendation as Prefect artifacts."""
-    key = artifact_key("eval", results["dataset"])
+    key = artifact_key("eval", results.dataset)
     create_table_artifact(
         configuration_rows(results),
         key=f"{key}-configurations",
-        description=f"NDCG@10 of every collection × mode, {results['dataset']} ({results['split']})",
+        description=f"NDCG@10 of every collection × mode, {results.dataset} ({results.split})",
     )
     create_markdown_artifact(
         recommendation_markdown(results),
         key=f"{key}-recommendation",
-        description=f"Recommended configuration for {results['dataset']}",
+        description=f"Recommended configuration for {results.dataset}",
     )
     report = files.report_md.read_text(encoding="utf-8")
     create_markdown_artifact(
         report + f"\n\nFiles: `{files.directory}`\n",
         key=f"{key}-report",
-        description=f"Eval report of {results['dataset']} (report.md)",
+        description=f"Eval report of {results.dataset} (report.md)",
     )
 
 
 @flow(name="evaluate-corpus", log_prints=True)
-def evaluate_corpus(
-    target: str = "scifact",
-    config_path: str | None = None,
-    split: str | None = None,
-    data_dir: str | None = None,
-    beir_dirs: list[str] | None = None,
-    qdrant_url: str | None = None,
-    run_id: str | None = None,
-    out: str | None = None,
-    within: float | None = None,
-    oversampling: list[float] | None = None,
-    min_docs: int | None = None,
-    baseline_model: str | None = None,
-    model: str | None = None,
-    permutations: int | None = None,
-    seed: int | None = None,
-    queries_path: str | None = None,
-    qrels_path: str | None = None,
-    name: str | None = None,
-) -> dict[str, Any]:
+def evaluate_corpus(target: str = "scifact", options: EvalSettings | None = None) -> dict[str, Any]:
     """Evaluate every collection configuration of an ingested dataset; publish report and recommendation.
-
-    The options are those of `python -m eval` and build the same `EvalOptions` through
-    `EvalOptions.build`; None keeps the config file's value, else the CLI default.
-    `qdrant_url` defaults to QDRANT_URL (None: the embedded engine under data_dir).
 
     Args:
         target: The dataset as given to the ingest (BEIR name or path).
-        config_path: The ingest TOML file (`[[collections]]`, data_dir, qdrant_url).
-        split: qrels split (default test).
-        data_dir: The ingest's data directory.
-        beir_dirs: Directories holding BEIR zips or folders (plus STATIC_INGEST_BEIR_DIR).
-        qdrant_url: Qdrant server URL.
-        run_id: Report sub-directory name (default: UTC timestamp).
-        out: Reports root (default reports/).
-        within: Allowed relative NDCG@10 loss for the recommendation (0.02 = 2%).
-        oversampling: Rescoring oversampling factors.
-        min_docs: Distinct documents each query must return.
-        baseline_model: Also evaluate this sentence-transformers model (exact numpy search).
-        model: Query encoder override (must match the collections' model).
-        permutations: Sign flips of the randomization test.
-        seed: Seed of the randomization test.
-        queries_path: queries.jsonl for a corpus without its own (Parquet / HF; with `qrels_path`).
-        qrels_path: qrels .tsv for a corpus without its own.
-        name: Dataset name, if the ingest was given one.
+        options: The options of `python -m eval` (`eval.options.EvalSettings`, one form field per
+            option); None or a field left out: its default. `data_dir`, `beir_dirs` and `qdrant_url`
+            also come from STATIC_INGEST_DATA_DIR, STATIC_INGEST_BEIR_DIR and QDRANT_URL of the
+            process that runs the flow (the worker, for a deployment).
 
     Returns:
         `{"dataset", "report_dir", "report_md", "results_json", "recommendation", "configurations"}`.
@@ -264,44 +221,21 @@ def evaluate_corpus(
     Raises:
         IngestError: (InputError, ModelError, StoreError, DatasetNotFoundError) saying what to do.
     """
-    from eval.options import EvalOptions
-    from eval.runner import (
-        assemble_results,
-        compare_to_baseline,
-        engine_description,
-        open_eval_store,
-        with_run_id,
-    )
+    from eval.runner import with_run_id
 
-    opts = with_run_id(
-        EvalOptions.build(
-            target,
-            config_path,
-            split=split,
-            data_dir=data_dir,
-            beir_dirs=beir_dirs_with_env(beir_dirs),
-            qdrant_url=qdrant_url or os.environ.get("QDRANT_URL"),
-            run_id=run_id,
-            out=out,
-            within=within,
-            oversampling=tuple(oversampling) if oversampling else None,
-            min_docs=min_docs,
-            baseline_model=baseline_model,
-            model=model,
-            permutations=permutations,
-            seed=seed,
-            queries_path=queries_path,
-            qrels_path=qrels_path,
-            name=name,
-        )
-    )
+    opts = with_run_id(EvalOptions.of(target, options if options is not None else EvalSettings()))
+    from eval.assemble import assemble_results
+    from eval.environment import engine_description
+    from eval.plan import open_eval_store
+    from eval.scoring import compare_to_baseline
+
     data = load_data(opts)
     store = open_eval_store(opts)
     try:
         engine = engine_description(store, opts)
         collection_plan = plan(store, data.dataset, opts)
         encoder, queries = encode(collection_plan.model, data, opts)
-        rows: list[ConfigResult] = []
+        rows: list[ConfigurationResult] = []
         for target_collection in collection_plan.targets:
             rows += evaluate_collection(store, target_collection, queries, data, opts, collection_plan)
         base = compare_to_baseline(rows, opts)
@@ -320,45 +254,34 @@ def evaluate_corpus(
     files = write(results, opts, data.dataset)
     publish_eval_artifacts(results, files)
     get_run_logger().info("report: %s", files.report_md)
+    rec = results.recommendation
     return {
-        "dataset": results["dataset"],
+        "dataset": results.dataset,
         "report_dir": str(files.directory),
         "report_md": str(files.report_md),
         "results_json": str(files.results_json),
-        "recommendation": results["recommendation"],
+        "recommendation": None if rec is None else rec.to_dict(per_query=False),
         "configurations": configuration_rows(results),
     }
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one flow with the eval CLI's main options (a temporary Prefect server unless PREFECT_API_URL)."""
-    from eval.__main__ import build_parser
-    from ingest.config import parse_csv
+    """Run one flow with the eval CLI's options (a temporary Prefect server unless PREFECT_API_URL).
 
-    parser = build_parser()
-    parser.prog = "python -m flows.eval_flow"
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    state = evaluate_corpus(
-        target=args.target,
-        config_path=str(args.config) if args.config else None,
-        split=args.split,
-        data_dir=str(args.data_dir) if args.data_dir else None,
-        beir_dirs=[str(p) for p in args.beir_dir or []] or None,
-        qdrant_url=args.qdrant_url,
-        run_id=args.run_id,
-        out=str(args.out) if args.out else None,
-        within=args.within,
-        oversampling=parse_csv(args.oversampling, cast=float, what="--oversampling"),
-        min_docs=args.min_docs,
-        baseline_model=args.baseline_model,
-        model=args.model,
-        permutations=args.permutations,
-        seed=args.seed,
-        queries_path=str(args.queries) if args.queries else None,
-        qrels_path=str(args.qrels) if args.qrels else None,
-        name=args.name,
-        return_state=True,
-    )
+    The parser is the CLI's (`eval.__main__.build_parser`): every option of `python -m eval`, and
+    `--config` is read here, before the flow starts.
+    """
+    from eval.__main__ import build_parser, options_from_cli
+    from eval.errors import EvalError
+    from ingest.errors import IngestError
+
+    args = build_parser(prog="python -m flows.eval_flow").parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        opts = options_from_cli(args)
+    except (IngestError, EvalError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    state = evaluate_corpus(target=opts.target, options=opts.settings(), return_state=True)
     return 0 if state.is_completed() else 1
 
 

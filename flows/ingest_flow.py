@@ -4,11 +4,13 @@ Importing any `flows` module first runs `flows/__init__.py`, which sets the Pref
 defaults before `prefect` is imported.
 
     python -m flows.ingest_flow scifact --limit 500      # one local run (temporary Prefect server)
+
+The flow takes `target` and `options` (an `IngestConfig`: the Prefect UI renders one form field per
+option); the entry point accepts every option of `python -m ingest`.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -17,12 +19,11 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
-from flows.common import artifact_key, beir_dirs_with_env, is_transient, markdown_table
-from ingest.config import build_config, parse_csv
+from flows.common import artifact_key, is_transient, markdown_table
 from ingest.errors import IngestError
+from ingest.options import IngestConfig
 
 if TYPE_CHECKING:
-    from ingest.config import IngestConfig
     from ingest.pipeline import IngestJob, IngestSummary
     from ingest.records import Document
 
@@ -144,89 +145,25 @@ def publish_ingest_artifacts(job: IngestJob, summary: IngestSummary, batches: li
 
 
 @flow(name="ingest-corpus", log_prints=True)
-def ingest_corpus(
-    target: str = "scifact",
-    config_path: str | None = None,
-    model: str | None = None,
-    qdrant_url: str | None = None,
-    data_dir: str | None = None,
-    beir_dirs: list[str] | None = None,
-    dims: list[int] | None = None,
-    quantizations: list[str] | None = None,
-    limit: int | None = None,
-    recreate: bool = False,
-    batch_docs: int | None = None,
-    chunk_tokens: int | None = None,
-    chunk_overlap: int | None = None,
-    store_text: bool | None = None,
-    on_error: str | None = None,
-    on_duplicate: str | None = None,
-    id_col: str | None = None,
-    text_col: str | None = None,
-    title_col: str | None = None,
-    name: str | None = None,
-    timeout_s: float | None = None,
-) -> dict[str, Any]:
+def ingest_corpus(target: str = "scifact", options: IngestConfig | None = None) -> dict[str, Any]:
     """Ingest `target` into every configured collection, one task per batch of documents.
-
-    The options are those of `python -m ingest` and build the same `IngestConfig` through
-    `ingest.config.build_config`; None keeps the config file's value, else the CLI default
-    (`model` auto, `data_dir` from STATIC_INGEST_DATA_DIR else `data`, `batch_docs` 2048, ...).
-    `qdrant_url` defaults to QDRANT_URL (None: the embedded qdrant-edge engine under data_dir).
 
     Args:
         target: A BEIR dataset name, a path (BEIR folder/zip, Parquet) or `hf:NAME`.
-        config_path: Optional TOML file with options and `[[collections]]`.
-        model: `auto`, `standin`, a hub id or a local model path.
-        qdrant_url: Qdrant server URL (API key from QDRANT_API_KEY).
-        data_dir: Where datasets, models, shards, checkpoints and run directories live.
-        beir_dirs: Directories holding BEIR zips or folders (plus STATIC_INGEST_BEIR_DIR).
-        dims: Matryoshka dims to fill.
-        quantizations: Quantizations to fill (`none`, `binary`, `scalar`).
-        limit: Ingest only the first N documents.
-        recreate: Drop and recreate the collections and their checkpoints.
-        batch_docs: Documents per batch, i.e. per task.
-        chunk_tokens: Chunk window in tokens.
-        chunk_overlap: Tokens shared by consecutive windows.
-        store_text: Store the chunk text in the payload.
-        on_error: `fail` or `skip` bad records.
-        on_duplicate: `fail`, `first` or `last` on duplicate document ids.
-        id_col: Id column of a Parquet / HF corpus.
-        text_col: Text column of a Parquet / HF corpus.
-        title_col: Title column of a Parquet / HF corpus.
-        name: Dataset name used in collection names and point ids.
-        timeout_s: Server request timeout in seconds.
+        options: The options of `python -m ingest` (`ingest.options.IngestConfig`, one form field
+            per option); None or a field left out: its default. `data_dir`, `beir_dirs` and
+            `qdrant_url` also come from STATIC_INGEST_DATA_DIR, STATIC_INGEST_BEIR_DIR and
+            QDRANT_URL of the process that runs the flow (the worker, for a deployment).
 
     Returns:
         The summary as a dict (`IngestSummary.to_dict()`).
 
     Raises:
-        IngestError: on bad options or input, a collection mismatch, or point counts that do not
-            match the chunks (after the manifests and artifacts are written).
+        IngestError: on bad input, a collection mismatch, or point counts that do not match the
+            chunks (after the manifests and artifacts are written).
     """
     logger = get_run_logger()
-    cfg = build_config(
-        config_path,
-        model=model,
-        qdrant_url=qdrant_url or os.environ.get("QDRANT_URL"),
-        data_dir=data_dir,
-        beir_dirs=beir_dirs_with_env(beir_dirs),
-        dims=dims,
-        quantizations=quantizations,
-        limit=limit,
-        recreate=recreate or None,
-        batch_docs=batch_docs,
-        chunk_tokens=chunk_tokens,
-        chunk_overlap=chunk_overlap,
-        store_text=store_text,
-        on_error=on_error,
-        on_duplicate=on_duplicate,
-        id_col=id_col,
-        text_col=text_col,
-        title_col=title_col,
-        name=name,
-        timeout_s=timeout_s,
-    )
+    cfg = options if options is not None else IngestConfig()
     job = open_ingest(target, cfg)
     try:
         # quote(): Prefect would otherwise walk every Document looking for futures (the job is a
@@ -248,36 +185,20 @@ def ingest_corpus(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one flow with the ingest CLI's options (a temporary Prefect server unless PREFECT_API_URL)."""
-    from ingest.__main__ import build_parser
+    """Run one flow with the ingest CLI's options (a temporary Prefect server unless PREFECT_API_URL).
 
-    parser = build_parser()
-    parser.prog = "python -m flows.ingest_flow"
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    state = ingest_corpus(
-        target=args.target,
-        config_path=str(args.config) if args.config else None,
-        model=args.model,
-        qdrant_url=args.qdrant_url,
-        data_dir=str(args.data_dir) if args.data_dir else None,
-        beir_dirs=[str(p) for p in args.beir_dir or []] or None,
-        dims=parse_csv(args.dims, cast=int, what="--dims"),
-        quantizations=parse_csv(args.quantization, what="--quantization"),
-        limit=args.limit,
-        recreate=args.recreate,
-        batch_docs=args.batch_docs,
-        chunk_tokens=args.chunk_tokens,
-        chunk_overlap=args.chunk_overlap,
-        store_text=False if args.no_text else None,
-        on_error=args.on_error,
-        on_duplicate=args.on_duplicate,
-        id_col=args.id_col,
-        text_col=args.text_col,
-        title_col=args.title_col,
-        name=args.name,
-        timeout_s=args.timeout,
-        return_state=True,
-    )
+    The parser is the CLI's (`ingest.__main__.build_parser`): every option of `python -m ingest`,
+    and `--config` is read here, before the flow starts.
+    """
+    from ingest.__main__ import build_parser, config_from_args
+
+    args = build_parser(prog="python -m flows.ingest_flow").parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        cfg = config_from_args(args)
+    except IngestError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    state = ingest_corpus(target=args.target, options=cfg, return_state=True)
     return 0 if state.is_completed() else 1
 
 

@@ -26,8 +26,8 @@ EVAL_CRON = "0 3 * * *"
 def build_deployments(
     target: str = DEFAULT_TARGET,
     *,
-    ingest_parameters: dict[str, Any] | None = None,
-    eval_parameters: dict[str, Any] | None = None,
+    ingest_options: dict[str, Any] | None = None,
+    eval_options: dict[str, Any] | None = None,
     ingest_cron: str = NIGHTLY_CRON,
     eval_cron: str = EVAL_CRON,
 ) -> list[RunnerDeployment]:
@@ -35,36 +35,51 @@ def build_deployments(
 
     Args:
         target: The corpus both deployments work on.
-        ingest_parameters: Extra default parameters of the ingest flow.
-        eval_parameters: Extra default parameters of the eval flow.
+        ingest_options: Default options of the ingest flow (`IngestConfig` fields), checked here so
+            that a bad one fails now rather than at night. Stored as given: the environment
+            (STATIC_INGEST_DATA_DIR, ...) is read when a run starts, in the serving process.
+        eval_options: Default options of the eval flow (`EvalSettings` fields), likewise.
         ingest_cron: Cron schedule of the ingest (UTC).
         eval_cron: Cron schedule of the eval (UTC).
 
     Returns:
         `[ingest deployment, eval deployment]`.
+
+    Raises:
+        InputError: on an unknown option or a bad value, naming it.
     """
     from prefect.deployments.runner import RunnerDeployment
 
+    from eval.options import EvalSettings
     from flows.eval_flow import evaluate_corpus
     from flows.ingest_flow import ingest_corpus
+    from ingest.options import IngestConfig
+
+    IngestConfig(**(ingest_options or {}))
+    EvalSettings(**(eval_options or {}))
 
     ingest = ingest_corpus.to_deployment(
         name=INGEST_DEPLOYMENT,
         cron=ingest_cron,
-        parameters={"target": target, **(ingest_parameters or {})},
+        parameters=_parameters(target, ingest_options),
         tags=["static-ingest", "ingest"],
         description="Ingest the corpus into every collection configuration (resumes from checkpoints).",
     )
     evaluate = evaluate_corpus.to_deployment(
         name=EVAL_DEPLOYMENT,
         cron=eval_cron,
-        parameters={"target": target, **(eval_parameters or {})},
+        parameters=_parameters(target, eval_options),
         tags=["static-ingest", "eval"],
         description="NDCG@10 of every collection × search mode vs the full-precision baseline.",
     )
     # `to_deployment` is sync/async dual; called from sync code it returns the deployment itself.
     assert isinstance(ingest, RunnerDeployment) and isinstance(evaluate, RunnerDeployment)
     return [ingest, evaluate]
+
+
+def _parameters(target: str, options: dict[str, Any] | None) -> dict[str, Any]:
+    """Deployment parameters: the target, and the options only when some are set."""
+    return {"target": target, "options": dict(options)} if options else {"target": target}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,9 +29,9 @@ def test_serve_builds_and_registers_both_nightly_deployments(prefect_api_url: st
     from flows.serve import EVAL_CRON, build_deployments
     from flows.settings import EVAL_DEPLOYMENT, INGEST_DEPLOYMENT, NIGHTLY_CRON
 
-    ingest, evaluate = build_deployments("nfcorpus", ingest_parameters={"limit": 500})
+    ingest, evaluate = build_deployments("nfcorpus", ingest_options={"limit": 500})
     assert (ingest.name, evaluate.name) == (INGEST_DEPLOYMENT, EVAL_DEPLOYMENT)
-    assert ingest.parameters == {"target": "nfcorpus", "limit": 500}
+    assert ingest.parameters == {"target": "nfcorpus", "options": {"limit": 500}}
     assert evaluate.parameters == {"target": "nfcorpus"}
     ids = [ingest.apply(), evaluate.apply()]
 
@@ -40,10 +40,20 @@ def test_serve_builds_and_registers_both_nightly_deployments(prefect_api_url: st
         flows = [client.read_flow(d.flow_id).name for d in stored]
     assert flows == ["ingest-corpus", "evaluate-corpus"]
     assert [_crons(d) for d in stored] == [[NIGHTLY_CRON], [EVAL_CRON]]
-    assert stored[0].parameters == {"target": "nfcorpus", "limit": 500}
+    assert stored[0].parameters == {"target": "nfcorpus", "options": {"limit": 500}}
     assert stored[0].entrypoint is not None and stored[0].entrypoint.endswith(
         "flows/ingest_flow.py:ingest_corpus"
     )
+
+
+def test_serve_rejects_a_bad_default_option_before_registering() -> None:
+    from flows.serve import build_deployments
+    from ingest.errors import InputError
+
+    with pytest.raises(InputError, match=r"--batch-docs: 0 is not accepted \(must be ≥ 1\)"):
+        build_deployments("scifact", ingest_options={"batch_docs": 0})
+    with pytest.raises(InputError, match="withinn is not a known key"):
+        build_deployments("scifact", eval_options={"withinn": 0.1})
 
 
 @pytest.mark.slow
@@ -81,9 +91,7 @@ def test_prefect_yaml_deploys_and_a_process_worker_runs_the_ingest(
             deployment.id,
             parameters={
                 "target": str(tiny_corpus.path),
-                "model": "random-64",
-                "data_dir": str(data_dir),
-                "batch_docs": 50,
+                "options": {"model": "random-64", "data_dir": str(data_dir), "batch_docs": 50},
             },
         )
     worker = subprocess.run(

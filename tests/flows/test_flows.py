@@ -12,7 +12,9 @@ from uuid import UUID
 
 import pytest
 
+from eval.options import EvalSettings
 from ingest.errors import IngestError
+from ingest.options import IngestConfig
 
 if TYPE_CHECKING:
     from conftest import TinyCorpus
@@ -72,9 +74,7 @@ def ingested(
     data_dir = tmp_path_factory.mktemp("data")
     state = ingest_corpus(
         target=str(tiny_corpus.path),
-        model=MODEL,
-        data_dir=str(data_dir),
-        batch_docs=BATCH_DOCS,
+        options=IngestConfig(model=MODEL, data_dir=data_dir, batch_docs=BATCH_DOCS),
         return_state=True,
     )
     return {"state": state, "result": state.result() if state.is_completed() else None, "data_dir": data_dir}
@@ -133,11 +133,13 @@ def test_evaluate_flow_scores_every_collection_and_publishes_the_recommendation(
     assert ingested["state"].is_completed()
     state = evaluate_corpus(
         target=str(tiny_corpus.path),
-        data_dir=str(ingested["data_dir"]),
-        out=str(tmp_path / "reports"),
-        oversampling=[2.0],
-        min_docs=20,
-        permutations=200,
+        options=EvalSettings(
+            data_dir=ingested["data_dir"],
+            out=tmp_path / "reports",
+            oversampling=(2.0,),
+            min_docs=20,
+            permutations=200,
+        ),
         return_state=True,
     )
     assert state.is_completed(), state.message
@@ -181,9 +183,7 @@ def test_rerun_resumes_every_batch_from_checkpoints(
 
     state = ingest_corpus(
         target=str(tiny_corpus.path),
-        model=MODEL,
-        data_dir=str(ingested["data_dir"]),
-        batch_docs=BATCH_DOCS,
+        options=IngestConfig(model=MODEL, data_dir=ingested["data_dir"], batch_docs=BATCH_DOCS),
         return_state=True,
     )
     assert state.is_completed(), state.message
@@ -208,12 +208,14 @@ def test_count_mismatch_fails_the_flow_after_publishing(
     def run(limit: int) -> Any:
         return ingest_corpus(
             target=str(tiny_corpus.path),
-            model=MODEL,
-            data_dir=str(tmp_path),
-            batch_docs=BATCH_DOCS,
-            limit=limit,
-            dims=[64],
-            quantizations=["none"],
+            options=IngestConfig(
+                model=MODEL,
+                data_dir=tmp_path,
+                batch_docs=BATCH_DOCS,
+                limit=limit,
+                dims=[64],
+                quantizations=["none"],
+            ),
             return_state=True,
         )
 
