@@ -1,12 +1,12 @@
 """Encoder benchmark: the fast exact encoder against `SentenceTransformer.encode`, same texts, one run.
 
 Usage:
-    python -m eval.bench.encoder [--model random-1024 --model standin] [--docs N] [--repeats 3]
+    python -m benchmarks.encoder [--model random-1024 --model standin] [--docs N] [--repeats 3]
         [--workers 1,2] [--long 200] [--scale-docs 20000] [--data-dir data] [--json out.json]
 
 Texts: SciFact and NFCorpus documents (`title + " " + text`, read from the BEIR zips in
 `../shared/beir/`), `--scale-docs` documents of the scale benchmark's TREC-COVID-shaped corpus
-(`eval/bench/synth_corpus.py`: real sentences resampled, ~160 words per document; the second block
+(`benchmarks/synth_corpus.py`: real sentences resampled, ~160 words per document; the second block
 of that many, the first block warming the "steady" pass), and a synthetic set of long texts
 (several documents joined, thousands of tokens, with accents, CJK, emoji and control characters
 mixed in). For each model and set it prints docs/s of `SentenceTransformer.encode` (the best of
@@ -36,9 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from eval.bench.machine import machine_info as shared_machine_info
+from benchmarks.machine import machine_info as shared_machine_info
 
-BEIR_DIR = Path(__file__).resolve().parents[3] / "shared" / "beir"
+BEIR_DIR = Path(__file__).resolve().parents[2] / "shared" / "beir"
 DATASETS = ("scifact", "nfcorpus")
 ST_BATCH_SIZES = (32, 1024)
 NOISE = [
@@ -84,7 +84,7 @@ def synthetic_long(docs: list[str], count: int, seed: int = 0) -> list[str]:
 
 def scale_texts(docs: int, beir_dir: Path = BEIR_DIR) -> list[str]:
     """`title + " " + text` of the first `docs` documents of the scale benchmark's corpus (seed 0)."""
-    from eval.bench.synth_corpus import generate_rows, load_sentences
+    from benchmarks.synth_corpus import generate_rows, load_sentences
 
     sentences, titles, _ = load_sentences(beir_dir)
     out: list[str] = []
@@ -209,7 +209,7 @@ def bench_model(
 
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark (see the module doc)."""
-    parser = argparse.ArgumentParser(prog="python -m eval.bench.encoder", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.encoder", description=__doc__.split("\n")[0])
     parser.add_argument(
         "--model", action="append", help="model (repeatable); default: random-1024 and standin"
     )

@@ -1,7 +1,7 @@
 """Crash-and-resume check: SIGKILL a real ingest at seeded random moments, rerun it, compare with a clean run.
 
 Usage:
-    python -m eval.bench.kill_resume [--target ../shared/beir/nfcorpus.zip] [--kills 10] [--seed 0]
+    python -m benchmarks.kill_resume [--target ../shared/beir/nfcorpus.zip] [--kills 10] [--seed 0]
         [--model standin] [--dims 64] [--quantization none,binary] [--batch-docs 256] [--limit N]
         [--workers N] [--work DIR]
 
@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-DEFAULT_TARGET = Path(__file__).resolve().parents[3] / "shared" / "beir" / "nfcorpus.zip"
+DEFAULT_TARGET = Path(__file__).resolve().parents[2] / "shared" / "beir" / "nfcorpus.zip"
 # The pipeline's debug lines (format `LEVEL message`) that mark its stages.
 STORED_RE = re.compile(r"^DEBUG stored batch (\d+) ")
 INDEX_MARK = "DEBUG indexing "
@@ -431,7 +431,7 @@ def kill_and_resume(ingest: IngestRun, clean: CleanRun, plan: KillPlan, data_dir
 def main(argv: list[str] | None = None) -> int:
     """Run the check; returns 0 when every run is exact."""
     p = argparse.ArgumentParser(
-        prog="python -m eval.bench.kill_resume",
+        prog="python -m benchmarks.kill_resume",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

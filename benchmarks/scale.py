@@ -1,21 +1,22 @@
 """Scale benchmark: a TREC-COVID-sized corpus encoded, upserted and HNSW-indexed in the embedded engine.
 
 Usage:
-    python -m eval.bench.scale [--docs 171332] [--model random-1024] [--matrix published|default]
+    python -m benchmarks.scale [--docs 171332] [--model random-1024] [--matrix published|default]
         [--modes auto|inprocess|N,...] [--no-small] [--no-engine-heap] [--out bench-out/] [--data-dir data]
 
 It writes a synthetic Parquet corpus of `--docs` documents shaped like TREC-COVID (see
-`eval.bench.synth_corpus`: real SciFact/NFCorpus sentences, lognormal lengths, ~160 words per
+`benchmarks.synth_corpus`: real SciFact/NFCorpus sentences, lognormal lengths, ~160 words per
 document) and one of `--docs / 10` documents (its prefix), then ingests each into a fresh data
-directory with the project's pipeline (`IngestJob` + the pipelined run + `build_indexes`), each in
-its own fresh Python process so memory figures do not mix. `published` is 1024-d with binary
-quantization (the published configuration); `default` is every Matryoshka dim × none/binary.
+directory with the project's public pipeline API (`IngestJob.open`, `run_batches`, `build_indexes`,
+`finalize`), each in its own fresh Python process so memory figures do not mix. `published` is
+1024-d with binary quantization (the published configuration); `default` is every Matryoshka dim ×
+none/binary.
 
 This process watches the ingest process from outside (every 0.2 s: `/proc/<pid>/status` of it and
 of its encoder workers, and every second its `/proc/<pid>/smaps`, to tell the pages of the
-engine's memory-mapped shard files apart); a sampler inside would stall while the engine holds the
-GIL. Reported per scale: wall time from opening the job to indexed and verified, docs/s overall
-and per stage, and RSS:
+engine's memory-mapped shard files apart; `benchmarks.rss_watch`); a sampler inside would stall
+while the engine holds the GIL. Reported per scale: wall time from opening the job to indexed and
+verified, docs/s overall and per stage, and RSS:
 
 - main process peak (pipeline + engine; `VmHWM`, exact) and its peaks during the load and
   the index phases;
@@ -43,33 +44,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from eval.bench.machine import machine_info as shared_machine_info
-from eval.bench.synth_corpus import BEIR_DIR, TREC_COVID_DOCS, write_corpus
+from benchmarks.machine import machine_info as shared_machine_info
+from benchmarks.rss_watch import Watcher, mapped_mb, own_mb, proc_status
+from benchmarks.synth_corpus import BEIR_DIR, TREC_COVID_DOCS, write_corpus
 
-SAMPLE_S = 0.2
-TIMELINE_EVERY = 10  # samples between two timeline entries (about every 2 s)
-# Samples between two reads of /proc/<pid>/smaps (about once a second): parsing it is not free (a third
-# of a core at every sample with ten collections open). The shard's pages only grow while loading, so
-# subtracting the latest reading overstates the pipeline's share slightly, never understates it.
-SMAPS_EVERY = 5
 MATRICES = ("published", "default")
-_MAPPING = re.compile(r"^[0-9a-f]+-[0-9a-f]+ ")
 
 
 def machine_info() -> dict[str, Any]:
     """Cores, CPU model, load average and library versions, without importing the libraries.
 
-    This process stays small on purpose: a child started from it inherits its peak RSS as the start
-    of its own `ru_maxrss` (Linux keeps the high-water mark across exec).
+    This process stays small on purpose: it shares the machine with the ingest it measures.
     """
     return shared_machine_info(("qdrant-edge-py", "tokenizers", "torch", "numpy", "pyarrow"))
 
@@ -101,29 +93,23 @@ def child(args: argparse.Namespace) -> None:
     """Run one ingest (in the fresh process the parent started) and print its phases as JSON lines."""
     import resource
 
-    from ingest.parallel import peak_rss_mb
-    from ingest.pipeline import IngestJob, _run_pipelined, _run_threaded, workers_for
+    from ingest.memory import peak_rss_mb
+    from ingest.pipeline import IngestJob
 
-    cfg = _bench_config(args, workers=args.workers)
+    cfg = _bench_config(args)
     t0 = time.perf_counter()
     job = IngestJob.open(str(args.corpus), cfg)
     t_open = time.perf_counter()
-    opened_maxrss = peak_rss_mb()
-    workers = 0 if args.in_process else workers_for(job)
     _emit(
         {
             "phase": "load",
             "collections": job.names,
-            "maxrss_mb": opened_maxrss,
-            "workers": workers,
+            "maxrss_mb": peak_rss_mb(),
             "batch_docs": cfg.batch_docs,
         }
     )
     try:
-        if args.in_process:
-            _run_threaded(job, progress=False)
-        else:
-            _run_pipelined(job, progress=False)
+        workers = job.run_batches(progress=False, workers=mode_workers(args.child_mode))
         t_load = time.perf_counter()
         load_cpu = _cpu(resource.RUSAGE_SELF)
         _emit({"phase": "index"})
@@ -137,6 +123,7 @@ def child(args: argparse.Namespace) -> None:
     _emit(
         {
             "phase": "done",
+            "workers": workers,
             "summary": summary.to_dict(),
             "seconds": {
                 "open": t_open - t0,
@@ -167,7 +154,8 @@ def child_bare(args: argparse.Namespace) -> None:
     import pyarrow.parquet as pq
 
     from ingest.config import resolve_collections
-    from ingest.pipeline import release_freed_memory, slice_vectors
+    from ingest.memory import release_freed_memory
+    from ingest.pipeline import slice_vectors
     from ingest.records import point_id
     from ingest.stores import open_store
 
@@ -183,15 +171,15 @@ def child_bare(args: argparse.Namespace) -> None:
     pid = os.getpid()
     shard_root = str(cfg.data_dir.resolve() / "qdrant")
 
-    def own_mb() -> int:
-        return _own_mb(_status(pid), _mapped_mb(pid, shard_root)[1])
+    def resident_mb() -> int:
+        return own_mb(proc_status(pid), mapped_mb(pid, shard_root)[1])
 
     store = open_store(data_dir=cfg.data_dir, qdrant_url=None)
     try:
         for spec, name in zip(specs, names, strict=True):
             store.ensure_collection(name, spec, recreate=True, defer_index=True)
         release_freed_memory()
-        baseline = own_mb()
+        baseline = resident_mb()
         _emit({"phase": "load", "baseline_mb": baseline})
         done = 0
         while done < args.points:
@@ -216,7 +204,7 @@ def child_bare(args: argparse.Namespace) -> None:
             del ids, payloads
             release_freed_memory()
             done += k
-        _emit({"phase": "done", "baseline_mb": baseline, "end_of_load_mb": own_mb()})
+        _emit({"phase": "done", "baseline_mb": baseline, "end_of_load_mb": resident_mb()})
     finally:
         store.close()
 
@@ -226,147 +214,6 @@ def _cpu(who: int) -> float:
 
     usage = resource.getrusage(who)
     return round(usage.ru_utime + usage.ru_stime, 1)
-
-
-# -- watching it ---------------------------------------------------------------------------------------
-
-
-def _status(pid: int) -> dict[str, int]:
-    """VmRSS, VmHWM (peak), RssAnon, RssFile, RssShmem of a process in MB ({} once it is gone)."""
-    out: dict[str, int] = {}
-    try:
-        with open(f"/proc/{pid}/status", encoding="utf-8") as fh:
-            for line in fh:
-                key, _, value = line.partition(":")
-                if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "RssShmem"):
-                    out[key] = int(value.split()[0]) // 1024
-    except OSError:
-        return {}
-    return out
-
-
-def _children(pid: int) -> list[int]:
-    """Direct children of a process (all its threads' children)."""
-    out: list[int] = []
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children", encoding="utf-8") as fh:
-                out.extend(int(x) for x in fh.read().split())
-    except OSError:
-        pass
-    return out
-
-
-def _is_worker(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            cmd = fh.read().replace(b"\0", b" ")
-    except OSError:
-        return False
-    return b"multiprocessing" in cmd and b"resource_tracker" not in cmd
-
-
-def _mapped_mb(pid: int, under: str) -> tuple[int, int]:
-    """Resident MB of the file mappings of `pid`: those whose path starts with `under`, and the others.
-
-    The others are libraries and the model's files (the pipeline's); `under` holds the engine's shard files.
-    """
-    shard = other = 0
-    path = ""
-    try:
-        with open(f"/proc/{pid}/smaps", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if _MAPPING.match(line):
-                    parts = line.split(None, 5)
-                    path = parts[5].strip() if len(parts) > 5 else ""
-                elif line.startswith("Rss:") and path.startswith("/"):
-                    if path.startswith(under):
-                        shard += int(line.split()[1])
-                    else:
-                        other += int(line.split()[1])
-    except OSError:
-        return 0, 0
-    return shard // 1024, other // 1024
-
-
-def _own_mb(st: dict[str, int], other_files_mb: int) -> int:
-    """A process's resident MB without the engine's shard-file pages.
-
-    Anonymous and shared-memory pages (read at every sample) plus the resident pages of files other
-    than the shard's (libraries, the model; read with smaps about once a second, and nearly constant).
-    Subtracting a once-a-second shard reading from VmRSS instead would count the shard pages mapped
-    since that reading (about 15 MB a second while loading) as the pipeline's.
-    """
-    return st.get("RssAnon", 0) + st.get("RssShmem", 0) + other_files_mb
-
-
-class Watcher:
-    """Samples the ingest process and its encoder workers from outside, per phase."""
-
-    def __init__(self, pid: int, shard_root: Path) -> None:
-        self.pid = pid
-        self.shard_root = str(shard_root)
-        self.phase = "open"
-        self.peaks: dict[str, dict[str, int]] = {}
-        self.worker_peak_mb = 0
-        self.workers_seen: set[int] = set()
-        self.last_shard_mb = 0
-        self.last_other_files_mb = 0
-        self.phase_end_shard_mb: dict[str, int] = {}
-        self.timeline: list[dict[str, Any]] = []
-        self._started = time.perf_counter()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rss-watcher", daemon=True)
-
-    def start(self) -> None:
-        """Start sampling."""
-        self._thread.start()
-
-    def set_phase(self, phase: str) -> None:
-        """Attribute the following samples to `phase` (noting the shard pages at the previous one's end)."""
-        self.phase_end_shard_mb[self.phase] = _mapped_mb(self.pid, self.shard_root)[0]
-        self.phase = phase
-
-    def stop(self) -> None:
-        """Stop sampling."""
-        self._stop.set()
-        self._thread.join()
-
-    def _peak(self, key: str, value: int) -> None:
-        phase = self.peaks.setdefault(self.phase, {})
-        phase[key] = max(phase.get(key, 0), value)
-
-    def _run(self) -> None:
-        n = 0
-        while not self._stop.is_set():
-            st = _status(self.pid)
-            if st:
-                if n % SMAPS_EVERY == 0:
-                    self.last_shard_mb, self.last_other_files_mb = _mapped_mb(self.pid, self.shard_root)
-                    self._peak("shard_files", self.last_shard_mb)
-                self._peak("rss", st.get("VmRSS", 0))
-                self._peak("anon", st.get("RssAnon", 0))
-                self._peak("rss_minus_shard_files", _own_mb(st, self.last_other_files_mb))
-                workers = 0
-                for child_pid in _children(self.pid):
-                    if child_pid in self.workers_seen or _is_worker(child_pid):
-                        self.workers_seen.add(child_pid)
-                        workers = max(workers, _status(child_pid).get("VmHWM", 0))
-                self.worker_peak_mb = max(self.worker_peak_mb, workers)
-                if n % TIMELINE_EVERY == 0:
-                    self.timeline.append(
-                        {
-                            "t": round(time.perf_counter() - self._started, 1),
-                            "phase": self.phase,
-                            "rss": st.get("VmRSS", 0),
-                            "anon": st.get("RssAnon", 0),
-                            "shard_files": self.last_shard_mb,
-                            "without_shard_files": _own_mb(st, self.last_other_files_mb),
-                            "worker_hwm": workers,
-                        }
-                    )
-            n += 1
-            self._stop.wait(SAMPLE_S)
 
 
 def run_scale(corpus: Path, mode: str, args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
@@ -382,26 +229,24 @@ def run_scale(corpus: Path, mode: str, args: argparse.Namespace, data_dir: Path)
     if data_dir.exists():
         shutil.rmtree(data_dir)
     data_dir.mkdir(parents=True)
-    workers = "0" if mode in ("auto", "inprocess") else mode
     cmd = [
         sys.executable,
         "-m",
-        "eval.bench.scale",
+        "benchmarks.scale",
         "--child",
         str(corpus),
         "--model",
         str(args.model_path),
         "--matrix",
         args.matrix,
-        "--workers",
-        workers,
+        "--child-mode",
+        mode,
         "--data-dir",
         str(data_dir),
-        *(["--in-process"] if mode == "inprocess" else []),
     ]
     load_before = os.getloadavg()
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
     watcher = Watcher(proc.pid, data_dir / "qdrant")
     watcher.start()
     done: dict[str, Any] = {}
@@ -418,9 +263,9 @@ def run_scale(corpus: Path, mode: str, args: argparse.Namespace, data_dir: Path)
         phases[event["phase"]] = time.perf_counter() - started
         if event["phase"] == "done":
             done = event
+            workers_used = event["workers"]
         elif event["phase"] == "load":
             open_maxrss = round(event["maxrss_mb"])
-            workers_used = event["workers"]
             batch_docs = event["batch_docs"]
             watcher.set_phase("load")
         else:
@@ -499,7 +344,7 @@ def run_bare(
     cmd = [
         sys.executable,
         "-m",
-        "eval.bench.scale",
+        "benchmarks.scale",
         "--child-bare",
         str(corpus),
         "--points",
@@ -515,7 +360,7 @@ def run_bare(
         "--data-dir",
         str(data_dir),
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
     watcher = Watcher(proc.pid, data_dir / "qdrant")
     watcher.start()
     done: dict[str, Any] = {}
@@ -659,6 +504,13 @@ def ratio_line(mode: str, small: dict[str, Any], big: dict[str, Any], results: d
     return line
 
 
+def mode_workers(mode: str) -> int | None:
+    """The `workers` argument of `IngestJob.run_batches` for a mode: None (auto), 0 (in-process) or N."""
+    if mode == "auto":
+        return None
+    return 0 if mode == "inprocess" else int(mode)
+
+
 def parse_modes(text: str) -> list[str]:
     """`--modes` as a list: `auto`, `inprocess` or a worker count (≥ 1) each.
 
@@ -674,7 +526,7 @@ def parse_modes(text: str) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark (see the module doc)."""
-    parser = argparse.ArgumentParser(prog="python -m eval.bench.scale", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.scale", description=__doc__.split("\n")[0])
     parser.add_argument("--docs", type=int, default=TREC_COVID_DOCS, help="documents (default 171,332)")
     parser.add_argument("--model", default="random-1024", help="model (default random-1024: random weights)")
     parser.add_argument("--matrix", choices=MATRICES, default="published")
@@ -701,8 +553,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--beir-dir", type=Path, default=BEIR_DIR)
     parser.add_argument("--child", type=Path, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--workers", type=int, default=0, help=argparse.SUPPRESS)
-    parser.add_argument("--in-process", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-mode", default="auto", help=argparse.SUPPRESS)
     parser.add_argument("--child-bare", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--points", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--batch-points", type=int, default=0, help=argparse.SUPPRESS)

@@ -8,7 +8,7 @@ synthetic vocabulary when the zips are missing. Lengths are drawn per document (
 the real corpus; the words themselves only matter for the tokenizer's cache hit rate.
 
 Usage:
-    python -m eval.bench.synth_corpus OUT.parquet [--docs 171332] [--seed 0]
+    python -m benchmarks.synth_corpus OUT.parquet [--docs 171332] [--seed 0]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-BEIR_DIR = Path(__file__).resolve().parents[3] / "shared" / "beir"
+BEIR_DIR = Path(__file__).resolve().parents[2] / "shared" / "beir"
 SENTENCE_SOURCES = ("scifact", "nfcorpus")
 TREC_COVID_DOCS = 171_332
 # Rows per Parquet row group (and per generation step, which bounds the generator's memory).
@@ -209,7 +209,7 @@ def write_corpus(
 def main(argv: list[str] | None = None) -> None:
     """Write a corpus (see the module doc)."""
     parser = argparse.ArgumentParser(
-        prog="python -m eval.bench.synth_corpus", description=__doc__.split("\n")[0]
+        prog="python -m benchmarks.synth_corpus", description=__doc__.split("\n")[0]
     )
     parser.add_argument("out", type=Path, help="the Parquet file to write")
     parser.add_argument("--docs", type=int, default=TREC_COVID_DOCS)

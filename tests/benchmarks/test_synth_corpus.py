@@ -8,9 +8,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from eval.bench.synth_corpus import LENGTHS, generate_rows, load_sentences, synthetic_sentences, write_corpus
-
-BEIR_DIR = Path(__file__).resolve().parents[2] / "shared" / "beir"
+from benchmarks.synth_corpus import (
+    BEIR_DIR,
+    LENGTHS,
+    generate_rows,
+    load_sentences,
+    synthetic_sentences,
+    write_corpus,
+)
 
 
 def test_schema_ids_and_determinism(tmp_path: Path) -> None:

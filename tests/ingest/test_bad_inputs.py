@@ -7,8 +7,8 @@ What "nothing half-written" means here:
   checkpointed, and nothing of the batch that holds it.
 
 Source-level details (every rejection code, Parquet/HF policies, streaming memory) are unit-tested in
-tests/sources/; the inputs are built with the helpers of `eval.bench.bad_inputs`, which prints the same
-cases as a person sees them.
+tests/ingest/sources/; the inputs are built with `tests/support/bad_inputs.py`, whose builders
+`python -m benchmarks.bad_inputs` uses too to print the same cases as a person sees them.
 """
 
 from __future__ import annotations
@@ -26,7 +26,11 @@ from typing import Any
 import pytest
 
 import ingest.sources.registry as registry
-from eval.bench.bad_inputs import (
+from ingest.__main__ import main
+from ingest.records import point_id
+from ingest.stores import open_store
+from ingest.stores.server import ServerStore
+from tests.support.bad_inputs import (
     NFCORPUS_MD5,
     doc,
     free_port,
@@ -37,12 +41,7 @@ from eval.bench.bad_inputs import (
     write_huge_corpus,
     write_parquet,
 )
-from ingest.__main__ import main
-from ingest.records import point_id
-from ingest.stores import open_store
-from ingest.stores.server import ServerStore
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CORPUS = "toy/corpus.jsonl"
 COLLECTION = "toy-d64-none"
 

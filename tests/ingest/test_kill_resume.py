@@ -2,7 +2,7 @@
 
 The NFCorpus ingest is cut to its first 500 documents in batches of 50 (10 checkpointed batches, two
 collections: 64-d none and binary) so that 10 kills and their reruns fit in about a minute; the full
-corpus is run by `python -m eval.bench.kill_resume`.
+corpus is run by `python -m benchmarks.kill_resume`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from eval.bench.kill_resume import (
+from benchmarks.kill_resume import (
     CleanRun,
     IngestRun,
     KillResult,
