@@ -216,6 +216,27 @@ def _cpu(who: int) -> float:
     return round(usage.ru_utime + usage.ru_stime, 1)
 
 
+def _fresh_dir(data_dir: Path) -> Path:
+    """Create `data_dir` anew; return it absolute (/proc/<pid>/smaps names files by absolute path)."""
+    data_dir = data_dir.resolve()
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
+    data_dir.mkdir(parents=True)
+    return data_dir
+
+
+def _start_child(
+    child_args: list[str], args: argparse.Namespace, data_dir: Path
+) -> tuple[subprocess.Popen[str], Watcher]:
+    """Start this harness as a child process on `data_dir` (model and matrix from `args`), watched."""
+    cmd = [sys.executable, "-m", "benchmarks.scale", *child_args]
+    cmd += ["--model", str(args.model_path), "--matrix", args.matrix, "--data-dir", str(data_dir)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    watcher = Watcher(proc.pid, data_dir / "qdrant")
+    watcher.start()
+    return proc, watcher
+
+
 def run_scale(corpus: Path, mode: str, args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     """Ingest `corpus` in a fresh process with a fresh data directory; return its figures.
 
@@ -225,30 +246,10 @@ def run_scale(corpus: Path, mode: str, args: argparse.Namespace, data_dir: Path)
         args: The parsed options (model path, matrix).
         data_dir: A data directory to create anew.
     """
-    data_dir = data_dir.resolve()  # /proc/<pid>/smaps names files by absolute path
-    if data_dir.exists():
-        shutil.rmtree(data_dir)
-    data_dir.mkdir(parents=True)
-    cmd = [
-        sys.executable,
-        "-m",
-        "benchmarks.scale",
-        "--child",
-        str(corpus),
-        "--model",
-        str(args.model_path),
-        "--matrix",
-        args.matrix,
-        "--child-mode",
-        mode,
-        "--data-dir",
-        str(data_dir),
-    ]
+    data_dir = _fresh_dir(data_dir)
     load_before = os.getloadavg()
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
-    watcher = Watcher(proc.pid, data_dir / "qdrant")
-    watcher.start()
+    proc, watcher = _start_child(["--child", str(corpus), "--child-mode", mode], args, data_dir)
     done: dict[str, Any] = {}
     open_maxrss = 0
     workers_used = 0
@@ -337,32 +338,21 @@ def run_bare(
         `end_of_load` and `peak`: MB above the process's resident size right before the first upsert
         (shard files excluded, as for the pipeline figure), and the inputs.
     """
-    data_dir = data_dir.resolve()
-    if data_dir.exists():
-        shutil.rmtree(data_dir)
-    data_dir.mkdir(parents=True)
-    cmd = [
-        sys.executable,
-        "-m",
-        "benchmarks.scale",
-        "--child-bare",
-        str(corpus),
-        "--points",
-        str(points),
-        "--batch-points",
-        str(batch_points),
-        "--dim",
-        str(dim),
-        "--model",
-        str(args.model_path),
-        "--matrix",
-        args.matrix,
-        "--data-dir",
-        str(data_dir),
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
-    watcher = Watcher(proc.pid, data_dir / "qdrant")
-    watcher.start()
+    data_dir = _fresh_dir(data_dir)
+    proc, watcher = _start_child(
+        [
+            "--child-bare",
+            str(corpus),
+            "--points",
+            str(points),
+            "--batch-points",
+            str(batch_points),
+            "--dim",
+            str(dim),
+        ],
+        args,
+        data_dir,
+    )
     done: dict[str, Any] = {}
     assert proc.stdout is not None
     for line in proc.stdout:
