@@ -26,6 +26,29 @@ MAX_REJECTED_KEPT = 1000
 # Duplicate ids named in one error message.
 MAX_DUPLICATES_SHOWN = 5
 SKIP_HINT = "or pass --on-error skip to record it as rejected and continue"
+ALLOW_EMPTY_HINT = "pass --allow-empty to create empty collections anyway"
+
+
+class EmptySourceError(InputError):
+    """A complete pass over a source yielded no document (an empty file, every record skipped).
+
+    Raised at the end of `BaseSource.iter_batches` unless the source allows it (`allow_empty`), so a
+    run never marks an empty collection complete by accident. The CLI reports it as a warning with exit
+    code 1 (see `ingest.__main__`).
+
+    Attributes:
+        counters: What the pass saw (all zero for an empty file).
+    """
+
+    def __init__(self, message: str, counters: SourceCounters) -> None:
+        super().__init__(message)
+        self.counters = counters
+
+
+def one_line(exc: BaseException) -> str:
+    """Return an exception as `Type: message` on one line (engines put newlines in their messages)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,13 +227,17 @@ class BaseSource(ABC):
 
     kind: str = "source"
 
-    def __init__(self, name: str, *, on_error: str = "fail", on_duplicate: str = "fail") -> None:
+    def __init__(
+        self, name: str, *, on_error: str = "fail", on_duplicate: str = "fail", allow_empty: bool = False
+    ) -> None:
         """Set the name and the policies; counters start at zero.
 
         Args:
             name: The dataset name.
             on_error: `fail` raises on the first bad record; `skip` rejects it and goes on.
             on_duplicate: `fail`, `first` or `last` (which copy of a repeated id is kept).
+            allow_empty: Whether a complete pass without any document is accepted (with a warning)
+                instead of raising `EmptySourceError`; may also be set on the object afterwards.
 
         Raises:
             InputError: on an unknown policy.
@@ -226,6 +253,7 @@ class BaseSource(ABC):
         self.name = name
         self.on_error = on_error
         self.on_duplicate = on_duplicate
+        self.allow_empty = allow_empty
         self.counters = SourceCounters()
         self.warnings: list[str] = []
         # Called with every rejection as it is made (the pipeline appends each to rejected.jsonl).
@@ -253,6 +281,46 @@ class BaseSource(ABC):
         """A short label of the source for messages."""
         return self.name
 
+    def _read_failure(self, exc: Exception) -> InputError | None:
+        """Turn a failure of the underlying reader (corrupt archive, unreadable file) into a one-line
+        InputError naming the file and what to do, or return None to let `exc` propagate."""
+        return None
+
+    def _guarded(self, items: Iterator[Any]) -> Iterator[Any]:
+        """Yield from a reader, translating its failures with `_read_failure` (only the reader's own
+        exceptions: those raised while it produces the next item)."""
+        while True:
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+            except InputError:
+                raise
+            except Exception as exc:
+                translated = self._read_failure(exc)
+                if translated is None:
+                    raise
+                raise translated from exc
+            yield item
+
+    def _guarded_ids(self) -> Iterator[tuple[int, str]]:
+        return self._guarded(self._ids())
+
+    def empty_message(self) -> str:
+        """The message for a pass that yielded no document: what was seen and what to do."""
+        c = self.counters
+        seen = c.skipped_empty + c.rejected_count + c.duplicates_dropped
+        if seen == 0:
+            what = "it holds no records"
+            fix = "check that this is the right file (a complete export, the right split)"
+        else:
+            what = (
+                f"all {seen} record(s) were dropped ({c.skipped_empty} empty, {c.rejected_count} rejected, "
+                f"{c.duplicates_dropped} duplicate)"
+            )
+            fix = "check the column options (--id-col, --text-col, --title-col) and the records"
+        return f"{self.display}: no documents to ingest: {what}: {fix}, or {ALLOW_EMPTY_HINT}"
+
     def warn(self, message: str) -> None:
         """Log a warning and keep it for `describe()`."""
         logger.warning(message)
@@ -266,7 +334,7 @@ class BaseSource(ABC):
                 their locations.
         """
         if self._plan is None:
-            self._plan = plan_duplicates(self._ids, self.on_duplicate)
+            self._plan = plan_duplicates(self._guarded_ids, self.on_duplicate)
         plan = self._plan
         if plan.groups and self.on_duplicate == "fail":
             shown = "; ".join(
@@ -291,14 +359,17 @@ class BaseSource(ABC):
         Raises:
             ValueError: when `batch_size` < 1.
             InputError: on a bad record (with `on_error="fail"`) or a duplicate id (with
-                `on_duplicate="fail"`), naming the location and what to do.
+                `on_duplicate="fail"`), naming the location and what to do; on a corrupt or
+                unreadable file (naming it).
+            EmptySourceError: at the end of a complete pass that yielded no document, unless
+                `allow_empty` (then a warning is kept instead).
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.counters.reset()
         plan = self.duplicate_plan()
         batch: list[Document] = []
-        for pos, item in self._records():
+        for pos, item in self._guarded(self._records()):
             if isinstance(item, BadRecord):
                 if self.on_error == "fail":
                     raise InputError(item.message())
@@ -324,6 +395,10 @@ class BaseSource(ABC):
         self.counters.complete = True
         if self.counters.rejected_count:
             logger.warning("%s: %d record(s) rejected", self.display, self.counters.rejected_count)
+        if self.counters.docs == 0:
+            if not self.allow_empty:
+                raise EmptySourceError(self.empty_message(), self.counters)
+            self.warn(self.empty_message().replace(f", or {ALLOW_EMPTY_HINT}", " (allowed: --allow-empty)"))
 
     def iter_documents(self, batch_size: int = 1024) -> Iterator[Document]:
         """Yield documents one by one (same policies and counters as `iter_batches`)."""

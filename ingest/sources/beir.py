@@ -18,6 +18,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -25,7 +26,7 @@ from typing import IO, Any
 
 from ingest.errors import ChecksumError, DatasetNotFoundError, InputError
 from ingest.records import Document
-from ingest.sources.base import BadRecord, BaseSource, dataset_name, file_digest
+from ingest.sources.base import BadRecord, BaseSource, dataset_name, file_digest, one_line
 from ingest.sources.jsonl import fast_id, numbered_lines, parse_corpus_line, read_qrels_rows, read_queries
 from ingest.sources.registry import BEIR_REPRODUCE_URL, BeirDataset, get_beir_dataset, suggest_names
 
@@ -45,6 +46,33 @@ def _unsafe_reason(info: zipfile.ZipInfo) -> str | None:
     if stat.S_ISLNK(info.external_attr >> 16):
         return "symbolic link"
     return None
+
+
+# What zipfile raises on damaged member data whose directory entry is intact: a CRC mismatch
+# (BadZipFile "Bad CRC-32"), a broken deflate/bzip2/lzma stream (zlib.error, OSError, EOFError when the
+# data ends early), a method zipfile cannot decode (NotImplementedError).
+ZIP_DATA_ERRORS: tuple[type[BaseException], ...] = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    NotImplementedError,
+)
+
+
+def corrupt_member_message(zip_path: Path, member: str, exc: BaseException) -> str:
+    """The one-line message for a zip member that cannot be read: the archive, the member, the
+    cause and what to do."""
+    if isinstance(exc, NotImplementedError):
+        return (
+            f"{zip_path}: cannot decompress {member} ({one_line(exc)}): re-create the zip with the "
+            "standard deflate method (`zip -r`), or extract it and pass the folder"
+        )
+    return (
+        f"{zip_path}: {member} is damaged inside the archive ({one_line(exc)}): the zip is corrupt or "
+        f"truncated (an interrupted download or copy); download or copy it again (`unzip -t {zip_path}` "
+        "lists the damaged members)"
+    )
 
 
 def check_zip_entries(zf: zipfile.ZipFile, zip_path: Path) -> None:
@@ -80,17 +108,24 @@ def extract_zip(zip_path: Path, dest: Path) -> Path:
         raise InputError(f"{dest} already exists: remove it or read the existing folder instead")
     dest.parent.mkdir(parents=True, exist_ok=True)
     try:
-        with zipfile.ZipFile(zip_path) as zf:
-            check_zip_entries(zf, zip_path)
-            tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
-            try:
-                zf.extractall(tmp)
-                os.replace(tmp, dest)
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
+        zf = zipfile.ZipFile(zip_path)
     except zipfile.BadZipFile as exc:
         raise InputError(f"{zip_path}: not a valid zip archive ({exc}): download it again") from exc
+    with zf:
+        check_zip_entries(zf, zip_path)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
+        try:
+            for info in zf.infolist():
+                try:
+                    zf.extract(info, tmp)
+                except ZIP_DATA_ERRORS as exc:
+                    if isinstance(exc, OSError) and exc.errno is not None:
+                        raise  # the file system failed (a full or read-only destination), not the data
+                    raise InputError(corrupt_member_message(zip_path, info.filename, exc)) from exc
+            os.replace(tmp, dest)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return dest
 
 
@@ -303,8 +338,16 @@ class _Files:
             with (self.path / self.prefix / rel).open("rb", buffering=READ_BUFFER) as fh:
                 yield fh
             return
-        with zipfile.ZipFile(self.path) as zf, zf.open(f"{self.prefix}{rel}") as member:
-            yield io.BufferedReader(member, buffer_size=READ_BUFFER)  # type: ignore[type-var]
+        member_name = f"{self.prefix}{rel}"
+        try:
+            with zipfile.ZipFile(self.path) as zf, zf.open(member_name) as member:
+                yield io.BufferedReader(member, buffer_size=READ_BUFFER)  # type: ignore[type-var]
+        except ZIP_DATA_ERRORS as exc:
+            # Reading the member failed (the caller's own errors are InputErrors and pass through).
+            # OSErrors with an errno come from the file system (EIO, ...), not from bad data.
+            if isinstance(exc, OSError) and exc.errno is not None:
+                raise
+            raise InputError(corrupt_member_message(self.path, member_name, exc)) from exc
 
 
 def _find_roots(names: list[str]) -> list[str]:

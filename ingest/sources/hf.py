@@ -8,7 +8,7 @@ from typing import Any
 
 from ingest.errors import DatasetNotFoundError, InputError
 from ingest.records import Document
-from ingest.sources.base import BadRecord, BaseSource, dataset_name
+from ingest.sources.base import BadRecord, BaseSource, dataset_name, one_line
 
 READ_ROWS = 1024
 STRING_DTYPES = ("string", "large_string")
@@ -23,6 +23,16 @@ def is_saved_dataset(path: Path) -> bool:
     return path.is_dir() and (
         (path / "dataset_dict.json").is_file()
         or ((path / "state.json").is_file() and (path / "dataset_info.json").is_file())
+    )
+
+
+def damaged_dataset_message(path: Path, exc: BaseException) -> str:
+    """The one-line message for a saved dataset whose data files cannot be read."""
+    arrows = sorted(p.name for p in Path(path).rglob("*.arrow"))[:3] if Path(path).is_dir() else []
+    files = f" ({', '.join(arrows)}{', ...' if len(arrows) == 3 else ''})" if arrows else ""
+    return (
+        f"{path}: cannot read the saved dataset ({one_line(exc)}): a data file{files} is damaged or "
+        "truncated; copy the folder again, or re-run `save_to_disk`"
     )
 
 
@@ -170,16 +180,21 @@ class HFSource(BaseSource):
             **options: `id_col`, `text_col`, `title_col`, `on_error`, `on_duplicate`.
 
         Raises:
-            InputError: when the folder is not a saved dataset, or on a bad split or bad columns.
+            InputError: when the folder is not a saved dataset, a file of it is missing or damaged (a
+                truncated or corrupt `.arrow` file), or on a bad split or bad columns.
         """
         import datasets
 
         try:
             loaded = datasets.load_from_disk(str(path))
-        except (FileNotFoundError, ValueError) as exc:
+        except FileNotFoundError as exc:
+            missing = f" ({exc.filename})" if exc.filename else ""
             raise InputError(
-                f"{path}: not a dataset saved with `save_to_disk` ({exc}): check the folder"
+                f"{path}: the saved dataset is incomplete, a file is missing{missing}: copy the whole "
+                "folder again, or re-run `save_to_disk`"
             ) from exc
+        except Exception as exc:
+            raise InputError(damaged_dataset_message(path, exc)) from exc
         if isinstance(loaded, datasets.DatasetDict):
             split = _pick_split(list(loaded), split, str(path), "the split option (hf_split)")
             loaded = loaded[split]
@@ -190,6 +205,17 @@ class HFSource(BaseSource):
     @property
     def display(self) -> str:
         return self.label
+
+    def _read_failure(self, exc: Exception) -> InputError | None:
+        if isinstance(exc, KeyError | TypeError | AttributeError):
+            return None  # programming errors, not the data
+        if self.info.get("streaming"):
+            return InputError(
+                f"{self.label}: reading the dataset failed ({one_line(exc)}): the network or the hub "
+                "failed mid-stream; rerun the same command (stored batches are kept), or save the dataset "
+                "with `save_to_disk` on a connected machine and pass its folder"
+            )
+        return InputError(damaged_dataset_message(Path(str(self.info.get("path", self.label))), exc))
 
     def _where(self, position: int) -> str:
         return f"{self.label}#{position}"

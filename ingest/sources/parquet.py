@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from ingest.errors import InputError
 from ingest.records import Document
-from ingest.sources.base import BadRecord, BaseSource, dataset_name, file_digest
+from ingest.sources.base import BadRecord, BaseSource, dataset_name, file_digest, one_line
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -76,20 +76,46 @@ def iter_record_batches(path: Path, columns: list[str], batch_size: int) -> Iter
         path: The Parquet file.
         columns: The columns to read, in order.
         batch_size: Rows per record batch at most.
+
+    Raises:
+        InputError: the file or one of its row groups cannot be read (naming the file and the group).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     pool = pa.default_memory_pool()
-    with pq.ParquetFile(path) as parquet:
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(unreadable_message(path, exc)) from exc
+    with parquet:
         for group in range(parquet.num_row_groups):
             # One thread: Arrow's decoding threads keep allocator pages of their own, and reading is
             # a small share of an ingest (the encoder is the bottleneck).
-            for batch in parquet.iter_batches(
+            batches = parquet.iter_batches(
                 batch_size=batch_size, row_groups=[group], columns=columns, use_threads=False
-            ):
+            )
+            while True:
+                try:
+                    batch = next(batches)
+                except StopIteration:
+                    break
+                except (pa.ArrowException, OSError) as exc:
+                    raise InputError(
+                        f"{path}: row group {group} (of {parquet.num_row_groups}) cannot be read "
+                        f"({one_line(exc)}): the file is damaged (a corrupt page); re-export it or copy "
+                        "it again"
+                    ) from exc
                 yield batch
                 pool.release_unused()
+
+
+def unreadable_message(path: Path, exc: BaseException) -> str:
+    """The one-line message for a Parquet file whose footer or schema cannot be read."""
+    return (
+        f"{path}: not a readable Parquet file ({one_line(exc)}): it is empty, truncated or damaged, or not "
+        "Parquet; re-export it or copy it again"
+    )
 
 
 class ParquetSource(BaseSource):
@@ -152,7 +178,7 @@ class ParquetSource(BaseSource):
                 with pq.ParquetFile(f) as meta:
                     schema, rows = meta.schema_arrow, meta.metadata.num_rows
             except (pa.ArrowException, OSError) as exc:
-                raise InputError(f"{f}: not a readable Parquet file ({exc}): check the file") from exc
+                raise InputError(unreadable_message(f, exc)) from exc
             self._title_in.append(self._check_schema(f, schema))
             self._starts.append(total)
             total += rows
@@ -181,6 +207,10 @@ class ParquetSource(BaseSource):
                     f"column, or pick another one with {COLUMN_FLAGS[role]}"
                 )
         return self.title_col is not None and self.title_col in have
+
+    @property
+    def display(self) -> str:
+        return self.target
 
     def _where(self, position: int) -> str:
         i = bisect.bisect_right(self._starts, position) - 1

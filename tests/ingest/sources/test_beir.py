@@ -15,7 +15,7 @@ from ingest.errors import ChecksumError, DatasetNotFoundError, InputError
 from ingest.sources import BEIR_DATASETS, BeirSource, Source, download_archive, extract_zip, open_source
 from ingest.sources.beir import resolve_beir_name
 
-SHARED_BEIR = Path(__file__).resolve().parents[2].parent / "shared" / "beir"
+SHARED_BEIR = Path(__file__).resolve().parents[3].parent / "shared" / "beir"
 SCIFACT_CORPUS_SHA256 = "dec31c8182f3d744c7d2c09423756fd1d17cbef75808db13ba01cc0aab4d1ac6"
 
 DOCS = [
