@@ -15,9 +15,11 @@ from typing import Any, TypeVar
 
 from eval.metrics import PRIMARY_METRIC, MetricResult
 
-RESULTS_SCHEMA = "static-ingest-eval/1"
-# Schemas `load_results` reads. /1 is the only one so far: the typed results write the same JSON.
-READABLE_SCHEMAS: frozenset[str] = frozenset({RESULTS_SCHEMA})
+RESULTS_SCHEMA = "static-ingest-eval/2"
+# Schemas `load_results` reads. /2 added to every row the search depth of each metric, `hnsw_ef`, the
+# measured serving cost (RAM, rescoring disk read, QPS with N clients) and the loss split; a /1 file reads
+# back with those None (its @10 metrics came from one deep search, see `eval.search`).
+READABLE_SCHEMAS: frozenset[str] = frozenset({"static-ingest-eval/1", RESULTS_SCHEMA})
 METRICS_VIA = "beir.retrieval.evaluation.EvaluateRetrieval (pytrec_eval)"
 
 T = TypeVar("T")
@@ -106,6 +108,8 @@ class ResultOptions:
     permutations: int
     seed: int
     metrics_via: str = METRICS_VIA
+    hnsw_ef: list[int] = field(default_factory=list)
+    clients: int | None = None
 
 
 @dataclass
@@ -129,6 +133,22 @@ class ConfigurationResult:
         search: Limits used, re-queries, queries short of `min_docs`.
         delta_pct: Metric → relative change against the baseline in % (None: baseline scored 0).
         p_value: Paired randomization test p on per-query NDCG@10 against the baseline.
+        hnsw_ef: Search-time HNSW ef (None: the engine default, the collection's ef_construct).
+        engine_default: Whether the mode is the search the engine runs given no search parameters.
+        depth: Metric → documents of the search it comes from (`{"NDCG@10": 10, "Recall@100": 100, ...}`).
+        serving_ram_bytes: RAM the configuration × mode needs to serve, measured from the shard's files
+            (`eval.cost`); None when not measurable (server store, /1 results).
+        serving_ram_per_vector: `serving_ram_bytes` per point.
+        rescore_disk_bytes_per_query: Bytes of original vectors read to rescore one @10 query (0: none).
+        qps: Queries per second of the @10 search with `clients` concurrent clients.
+        clients: Concurrent clients of `qps`.
+        delta_dim_pct: Part of the NDCG@10 Δ% (of the baseline) due to the Matryoshka truncation: exact
+            search at this dim against the baseline.
+        delta_hnsw_pct: Part due to HNSW: the float HNSW search at this dim and ef against exact (0 for
+            exact rows).
+        delta_quantization_pct: Part due to quantization: this row against the float HNSW search at the
+            same dim and ef (0 for float and exact rows). The three parts add up to `delta_pct["NDCG@10"]`.
+        cost: How the serving cost was measured (parts counted, bytes of every part, shard).
     """
 
     collection: str
@@ -147,6 +167,18 @@ class ConfigurationResult:
     search: dict[str, Any]
     delta_pct: dict[str, float | None] = field(default_factory=dict)
     p_value: float | None = None
+    hnsw_ef: int | None = None
+    engine_default: bool = False
+    depth: dict[str, int] = field(default_factory=dict)
+    serving_ram_bytes: int | None = None
+    serving_ram_per_vector: float | None = None
+    rescore_disk_bytes_per_query: float | None = None
+    qps: float | None = None
+    clients: int | None = None
+    delta_dim_pct: float | None = None
+    delta_hnsw_pct: float | None = None
+    delta_quantization_pct: float | None = None
+    cost: dict[str, Any] = field(default_factory=dict)
 
     @property
     def primary(self) -> float:
@@ -176,6 +208,18 @@ class ConfigurationResult:
             "p_value": self.p_value,
             "latency": dict(self.latency),
             "search": dict(self.search),
+            "hnsw_ef": self.hnsw_ef,
+            "engine_default": self.engine_default,
+            "depth": dict(self.depth),
+            "serving_ram_bytes": self.serving_ram_bytes,
+            "serving_ram_per_vector": self.serving_ram_per_vector,
+            "rescore_disk_bytes_per_query": self.rescore_disk_bytes_per_query,
+            "qps": self.qps,
+            "clients": self.clients,
+            "delta_dim_pct": self.delta_dim_pct,
+            "delta_hnsw_pct": self.delta_hnsw_pct,
+            "delta_quantization_pct": self.delta_quantization_pct,
+            "cost": dict(self.cost),
         }
         if per_query:
             out["per_query"] = {m: dict(v) for m, v in self.metrics.per_query.items()}

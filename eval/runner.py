@@ -6,10 +6,9 @@
     plan  = plan_collections(store, data.dataset, opts)     # eval.plan: collections, model, baseline
     enc   = load_query_encoder(plan.model, opts)            # eval.query_encoder
     qemb  = encode_queries(enc, data)
-    for target in plan.targets:
-        for mode in modes_for(target.spec, opts.oversampling):
-            outcome = search_configuration(store, target, mode, qemb, opts)   # eval.scoring
-            rows.append(score_configuration(outcome, target, data, opts, plan))
+    for target, mode in planned_searches(plan, opts):                   # eval.scoring
+        outcome = search_configuration(store, target, mode, qemb, opts)
+        rows.append(score_configuration(outcome, target, data, opts, plan))
     base    = compare_to_baseline(rows, opts)
     teacher = run_teacher_baseline(opts, data, base, static_encoder=enc)   # eval.teacher, optional
     results = assemble_results(...)                         # eval.assemble → eval.results.EvalResults
@@ -34,8 +33,7 @@ from eval.plan import open_eval_store, plan_collections
 from eval.query_encoder import encode_queries, load_query_encoder
 from eval.report import write_report_md
 from eval.results import ConfigurationResult, EvalResults, write_results_json
-from eval.scoring import compare_to_baseline, score_configuration, search_configuration
-from eval.search import modes_for
+from eval.scoring import compare_to_baseline, planned_searches, score_configuration, search_configuration
 from ingest.run_ids import new_run_id
 
 log = logging.getLogger("eval")
@@ -116,15 +114,14 @@ def run_eval(opts: EvalOptions, *, echo: Callable[[str], None] | None = None) ->
         queries = encode_queries(encoder, data)
         say(f"encoded {len(queries.ids)} queries with {plan.model.get('model_id')} in {queries.seconds:.2f}s")
         rows: list[ConfigurationResult] = []
-        for target in plan.targets:
-            for mode in modes_for(target.spec, opts.oversampling):
-                outcome = search_configuration(store, target, mode, queries, opts)
-                row = score_configuration(outcome, target, data, opts, plan)
-                rows.append(row)
-                say(
-                    f"{target.name:<32} {mode.name:<12} NDCG@10 {row.metrics.mean[PRIMARY_METRIC]:.4f}  "
-                    f"p50 {row.latency['p50_ms']:.2f} ms"
-                )
+        for target, mode in planned_searches(plan, opts):
+            outcome = search_configuration(store, target, mode, queries, opts)
+            row = score_configuration(outcome, target, data, opts, plan)
+            rows.append(row)
+            say(
+                f"{target.name:<32} {mode.name:<12} NDCG@10 {row.metrics.mean[PRIMARY_METRIC]:.4f}  "
+                f"p50 {row.latency['p50_ms']:.2f} ms"
+            )
         base = compare_to_baseline(rows, opts)
         teacher = None
         if opts.baseline_model:

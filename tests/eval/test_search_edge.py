@@ -54,30 +54,49 @@ def _queries(vectors: np.ndarray) -> np.ndarray:
     return (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
 
 
-def test_exact_mode_equals_numpy_max_pooled(chunked_store: tuple[EdgeStore, np.ndarray, list[str]]) -> None:
+def _smallest_filling_limit(chunk_docs: list[str], docs: int) -> int:
+    """The smallest chunk limit whose hits cover `docs` distinct documents."""
+    seen: set[str] = set()
+    for i, did in enumerate(chunk_docs):
+        seen.add(did)
+        if len(seen) >= docs:
+            return i + 1
+    return len(chunk_docs)
+
+
+def test_exact_mode_equals_numpy_max_pooled_at_each_depth(
+    chunked_store: tuple[EdgeStore, np.ndarray, list[str]],
+) -> None:
     store, vectors, doc_ids = chunked_store
     spec = CollectionSpec(dim=DIM, quantization="binary")
     exact = modes_for(spec)[0]
     queries = _queries(vectors)
     qids = [f"q{i}" for i in range(N_QUERIES)]
-    # chunks_per_doc=1 undersizes the first limit (25 chunks ≈ fewer than 20 docs): forces re-queries.
     outcome = search_collection(
-        store, "toy-d64-binary", qids, queries, exact, min_docs=20, chunks_per_doc=1.0, warmup=2
+        store, "toy-d64-binary", qids, queries, exact, min_docs=20, warmup=2, clients=2
     )
-    assert outcome.initial_limit == 25  # ceil(20 × 1 × 1.25)
-    assert outcome.requeries > 0
-    assert outcome.max_limit > 25
-    assert outcome.short_queries == []
+    # 4 chunks per document: a first search of 11 (21) chunks covers fewer documents, so every query
+    # is asked again, only as far as needed.
+    assert outcome.shallow.docs_asked == 11 and outcome.deep.docs_asked == 21
+    assert outcome.shallow.requeries >= N_QUERIES and outcome.deep.requeries >= N_QUERIES
+    assert outcome.shallow.short_queries == [] and outcome.deep.short_queries == []
     assert len(outcome.latencies) == N_QUERIES and all(t > 0 for t in outcome.latencies)
+    assert outcome.qps is not None and outcome.qps > 0 and outcome.clients == 2
     reference = exact_numpy_search(queries, vectors, doc_ids, N_DOCS)
-    for qid, ref in zip(qids, reference, strict=True):
-        got = outcome.run[qid]
-        assert len(got) >= 20
-        # A doc is in the run iff its best chunk is among the chunk hits, so the run is exactly the
-        # top of the max-pooled numpy ranking, in order, with the same scores.
-        assert list(got) == list(ref)[: len(got)]
-        for did, score in got.items():
-            assert score == pytest.approx(ref[did], abs=1e-5)
+    chunk_order = np.argsort(-(queries @ vectors.T), axis=1)
+    smallest = {
+        docs: max(_smallest_filling_limit([doc_ids[j] for j in row], docs) for row in chunk_order)
+        for docs in (11, 21)
+    }
+    assert outcome.shallow.max_limit == smallest[11]
+    assert outcome.deep.max_limit == smallest[21]
+    for depth in (outcome.shallow, outcome.deep):
+        for qid, ref in zip(qids, reference, strict=True):
+            got = depth.run[qid]
+            # Exactly the top of the max-pooled numpy ranking, in order, with the same scores.
+            assert list(got) == list(ref)[: depth.docs_asked]
+            for did, score in got.items():
+                assert score == pytest.approx(ref[did], abs=1e-5)
 
 
 def test_binary_without_rescoring_differs_from_exact(
@@ -88,9 +107,7 @@ def test_binary_without_rescoring_differs_from_exact(
     queries = _queries(vectors)
     qids = [f"q{i}" for i in range(N_QUERIES)]
     runs = {
-        name: search_collection(
-            store, "toy-d64-binary", qids, queries, modes[name], min_docs=30, chunks_per_doc=4
-        ).run
+        name: search_collection(store, "toy-d64-binary", qids, queries, modes[name], min_docs=30).deep.run
         for name in ("exact", "no-rescore", "rescore-x4")
     }
     # Without rescoring the scores are binary-code similarities, not cosines of the floats.
@@ -122,8 +139,8 @@ def test_small_collection_stops_when_exhausted(tmp_path: Path) -> None:
             [{"doc_id": f"d{i}"} for i in range(8)],
         )
         outcome = search_collection(store, "tiny-d8-none", ["q"], vecs[:1], modes_for(spec)[0], min_docs=100)
-        assert len(outcome.run["q"]) == 8
-        assert outcome.short_queries == ["q"]
-        assert next(iter(outcome.run["q"])) == "d0"
+        assert len(outcome.deep.run["q"]) == 8 and len(outcome.shallow.run["q"]) == 8
+        assert outcome.deep.short_queries == ["q"]
+        assert next(iter(outcome.deep.run["q"])) == "d0"
     finally:
         store.close()
