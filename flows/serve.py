@@ -1,11 +1,13 @@
-"""Serve both flows on their nightly schedules from this process (no work pool or worker needed).
+"""Serve the nightly pipeline from this process (no work pool or worker needed).
 
     python -m flows.serve                    # against PREFECT_API_URL, e.g. a `prefect server start`
     python -m flows.serve --target nfcorpus  # another corpus
 
-The process polls the Prefect server for scheduled and manually triggered runs of the two
-deployments and runs them in subprocesses until interrupted. `prefect.yaml` declares the same
-deployments for a worker on a `process` work pool.
+The process registers `nightly-pipeline/nightly-served` (02:00 UTC), polls the Prefect server for its
+scheduled and manually triggered runs, and runs them in subprocesses until interrupted; on shutdown
+the deployment is paused. `prefect.yaml` declares the same flow as `nightly-pipeline/nightly` for a
+worker on a process work pool: distinct names, so that neither registration overwrites the other (a
+served deployment has no storage: a worker picking up its runs would fail).
 """
 
 from __future__ import annotations
@@ -14,87 +16,101 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from flows.settings import DEFAULT_TARGET, EVAL_DEPLOYMENT, INGEST_DEPLOYMENT, NIGHTLY_CRON
+from flows.settings import DEFAULT_TARGET
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
 
-# The eval runs an hour after the ingest, once the collections are rebuilt.
-EVAL_CRON = "0 3 * * *"
 
-
-def build_deployments(
+def build_deployment(
     target: str = DEFAULT_TARGET,
     *,
     ingest_options: dict[str, Any] | None = None,
     eval_options: dict[str, Any] | None = None,
-    ingest_cron: str = NIGHTLY_CRON,
-    eval_cron: str = EVAL_CRON,
-) -> list[RunnerDeployment]:
-    """The nightly ingest and eval deployments, ready for `prefect.serve` or `.apply()`.
+    cron: str | None = None,
+) -> RunnerDeployment:
+    """The served nightly pipeline deployment, ready for `prefect.serve` or `.apply()`.
 
     Args:
-        target: The corpus both deployments work on.
-        ingest_options: Default options of the ingest flow (`IngestConfig` fields), checked here so
-            that a bad one fails now rather than at night. Stored as given: the environment
-            (STATIC_INGEST_DATA_DIR, ...) is read when a run starts, in the serving process.
-        eval_options: Default options of the eval flow (`EvalSettings` fields), likewise.
-        ingest_cron: Cron schedule of the ingest (UTC).
-        eval_cron: Cron schedule of the eval (UTC).
+        target: The corpus.
+        ingest_options: Default options of the ingest (`IngestConfig` fields), checked here so that a bad
+            one fails now rather than at night. Stored as given: the environment (STATIC_INGEST_DATA_DIR,
+            ...) is read when a run starts, in the serving process.
+        eval_options: Default options of the eval (`EvalSettings` fields), likewise.
+        cron: Cron schedule in UTC (default `flows.nightly.CRON`, 02:00).
 
     Returns:
-        `[ingest deployment, eval deployment]`.
+        The deployment `nightly-served` of the flow `nightly-pipeline`.
 
     Raises:
         InputError: on an unknown option or a bad value, naming it.
     """
     from prefect.deployments.runner import RunnerDeployment
+    from prefect.schedules import Cron
 
     from eval.options import EvalSettings
-    from flows.eval_flow import evaluate_corpus
-    from flows.ingest_flow import ingest_corpus
+    from flows.nightly import CRON, SERVED_DEPLOYMENT, TIMEZONE, nightly_pipeline
     from ingest.options import IngestConfig
 
     IngestConfig(**(ingest_options or {}))
     EvalSettings(**(eval_options or {}))
-
-    ingest = ingest_corpus.to_deployment(
-        name=INGEST_DEPLOYMENT,
-        cron=ingest_cron,
-        parameters=_parameters(target, ingest_options),
-        tags=["static-ingest", "ingest"],
-        description="Ingest the corpus into every collection configuration (resumes from checkpoints).",
-    )
-    evaluate = evaluate_corpus.to_deployment(
-        name=EVAL_DEPLOYMENT,
-        cron=eval_cron,
-        parameters=_parameters(target, eval_options),
-        tags=["static-ingest", "eval"],
-        description="NDCG@10 of every collection × search mode vs the full-precision baseline.",
+    parameters: dict[str, Any] = {"target": target}
+    if ingest_options:
+        parameters["options"] = dict(ingest_options)
+    if eval_options:
+        parameters["eval_options"] = dict(eval_options)
+    deployment = nightly_pipeline.to_deployment(
+        name=SERVED_DEPLOYMENT,
+        schedules=[Cron(cron or CRON, timezone=TIMEZONE)],
+        parameters=parameters,
+        concurrency_limit=1,
+        tags=["static-ingest", "nightly", "served"],
+        description="Ingest (sync), then evaluate unless nothing changed; served by `python -m flows.serve`.",
     )
     # `to_deployment` is sync/async dual; called from sync code it returns the deployment itself.
-    assert isinstance(ingest, RunnerDeployment) and isinstance(evaluate, RunnerDeployment)
-    return [ingest, evaluate]
+    assert isinstance(deployment, RunnerDeployment)
+    return deployment
 
 
-def _parameters(target: str, options: dict[str, Any] | None) -> dict[str, Any]:
-    """Deployment parameters: the target, and the options only when some are set."""
-    return {"target": target, "options": dict(options)} if options else {"target": target}
+def worker_deployment_warning() -> str | None:
+    """A warning when `prefect.yaml`'s deployment is registered with an active schedule: both would
+    start a pipeline at the same time. None otherwise (or when the server cannot say)."""
+    from prefect.client.orchestration import get_client
+
+    from flows.nightly import DEPLOYMENT, FLOW_NAME
+
+    name = f"{FLOW_NAME}/{DEPLOYMENT}"
+    try:
+        with get_client(sync_client=True) as client:
+            deployment = client.read_deployment_by_name(name)
+    except Exception:
+        return None
+    if deployment.paused or not any(s.active for s in deployment.schedules):
+        return None
+    return (
+        f"warning: the worker deployment {name} (prefect.yaml) is also scheduled; both would start a "
+        f"pipeline at night. Pause one: prefect deployment pause {name}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Serve the deployments until interrupted; returns the exit code."""
+    """Serve the pipeline until interrupted; returns the exit code."""
+    from flows.nightly import CRON
+
     parser = argparse.ArgumentParser(
-        prog="python -m flows.serve", description="Serve the nightly ingest and eval deployments."
+        prog="python -m flows.serve", description="Serve the nightly pipeline (ingest, then eval)."
     )
     parser.add_argument("--target", default=DEFAULT_TARGET, help=f"corpus (default {DEFAULT_TARGET})")
-    parser.add_argument("--ingest-cron", default=NIGHTLY_CRON, help=f"default {NIGHTLY_CRON!r} (UTC)")
-    parser.add_argument("--eval-cron", default=EVAL_CRON, help=f"default {EVAL_CRON!r} (UTC)")
+    parser.add_argument("--cron", default=CRON, help=f"schedule, UTC (default {CRON!r})")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
 
     from prefect import serve
 
-    serve(*build_deployments(args.target, ingest_cron=args.ingest_cron, eval_cron=args.eval_cron))
+    deployment = build_deployment(args.target, cron=args.cron)
+    warning = worker_deployment_warning()
+    if warning:
+        print(warning, file=sys.stderr)
+    serve(deployment)
     return 0
 
 
