@@ -12,11 +12,9 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
-# Work pool, deployment names and schedule shared by `prefect.yaml` and `flows/serve.py`.
+# Work pool and schedule shared by `prefect.yaml` and `flows/serve.py`.
 WORK_POOL = os.environ.get("STATIC_INGEST_WORK_POOL", "static-ingest")
 NIGHTLY_CRON = "0 2 * * *"
-INGEST_DEPLOYMENT = "nightly-ingest"
-EVAL_DEPLOYMENT = "nightly-eval"
 DEFAULT_TARGET = os.environ.get("STATIC_INGEST_TARGET", "scifact")
 
 
