@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from eval.errors import EvalError
 from eval.options import EvalOptions, EvalSettings
 from ingest.errors import IngestError
 from ingest.optionmodel import add_option_arguments, options_from_args
+
+if TYPE_CHECKING:
+    from eval.runner import EvalRun
 
 EPILOG = """\
 what it does:
@@ -19,12 +24,14 @@ what it does:
   quantized collections no-rescore and rescore with each oversampling), aggregates chunk hits to
   documents (max score), computes NDCG@10 / Recall@100 / MRR@10 / MAP@100 (BEIR conventions), compares
   each configuration with the full-dim float collection searched exactly, and writes
-  <out>/<dataset>/<run id>/{report.md,results.json,*.png}.
+  <out>/<dataset>/<run id>/{report.md,results.json,*.png}. Prints the published-form table and the
+  recommendation (or, with --json, the results as JSON) on stdout; progress goes to stderr.
 
 examples:
   python -m eval nfcorpus --beir-dir ../shared/beir
   python -m eval scifact --config matrix.toml --oversampling 1,2,4,8 --baseline-model all-MiniLM-L6-v2
   python -m eval corpus.parquet --queries queries.jsonl --qrels qrels/test.tsv
+  python -m eval scifact --json > scifact.json
   python -m eval compare reports/scifact reports/nfcorpus/20250101T120000Z --output table.md
 
 environment:
@@ -51,6 +58,16 @@ def build_parser(prog: str = "python -m eval") -> argparse.ArgumentParser:
     add_option_arguments(p, EvalSettings)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
+
+
+def add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """CLI-only output switches (not options of the eval itself, so not in `EvalSettings`)."""
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print the results (results.json content, the recommendation's evidence and the files "
+        "written) as JSON on stdout instead of the tables",
+    )
 
 
 def options_from_cli(args: argparse.Namespace) -> EvalOptions:
@@ -96,12 +113,39 @@ def run_compare(argv: list[str]) -> int:
     return 0
 
 
+def json_output(run: EvalRun) -> dict[str, Any]:
+    """What `--json` prints: results.json's content, `decision` (rule, intervals, alternatives), `files`."""
+    from eval.recommend import decide
+
+    files = run.files
+    return {
+        **run.results.to_dict(),
+        "decision": decide(run.results).to_dict(),
+        "files": {
+            "directory": str(files.directory),
+            "report_md": str(files.report_md),
+            "results_json": str(files.results_json),
+            "plots": [str(p) for p in files.plots],
+        },
+    }
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "compare":
         return run_compare(argv[1:])
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    add_output_arguments(parser)
+    args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
     )
@@ -113,7 +157,12 @@ def main(argv: list[str] | None = None) -> int:
     except (IngestError, EvalError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(outcome.files.report_md)
+    if args.json:
+        sys.stdout.write(json.dumps(json_output(outcome), indent=1, default=_json_default) + "\n")
+    else:
+        from eval.report import summary_markdown
+
+        sys.stdout.write(summary_markdown(outcome.results) + "\n")
     return 0
 
 

@@ -12,7 +12,7 @@ from eval.environment import package_versions
 from eval.options import EvalOptions
 from eval.plan import CollectionPlan
 from eval.query_encoder import QueryEmbeddings
-from eval.report import recommend
+from eval.recommend import recommend
 from eval.results import (
     ConfigurationResult,
     EvalResults,

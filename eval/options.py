@@ -12,8 +12,8 @@ from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
-from eval.report import DEFAULT_ALPHA, DEFAULT_WITHIN
-from eval.search import DEFAULT_MIN_DOCS, DEFAULT_OVERSAMPLING
+from eval.recommend import DEFAULT_ALPHA, DEFAULT_WITHIN
+from eval.search import DEFAULT_CLIENTS, DEFAULT_HNSW_EF, DEFAULT_MIN_DOCS, DEFAULT_OVERSAMPLING
 from eval.stats import DEFAULT_PERMUTATIONS, DEFAULT_SEED
 from ingest.config import read_config_file, validate_options
 from ingest.optionmodel import (
@@ -43,13 +43,23 @@ class EvalSettings(StoreOptions):
     out: Path = option(Path("reports"), "reports root (default reports/)")
     within: Fraction = option(
         DEFAULT_WITHIN,
-        "allowed relative NDCG@10 loss for the recommendation, as a fraction in [0, 1) (default 0.02 = 2%)",
+        "allowed relative NDCG@10 loss for the recommendation, as a fraction in [0, 1) (default 0.01 = 1%)",
     )
     oversampling: tuple[Oversampling, ...] = option(
         DEFAULT_OVERSAMPLING, "rescoring oversampling factors ≥ 1, comma-separated (default 1,2,4)"
     )
+    hnsw_ef: tuple[PositiveInt, ...] = option(
+        DEFAULT_HNSW_EF,
+        "search-time HNSW ef values searched besides the engine default (ef_construct), comma-separated "
+        "(default 64,128,256)",
+    )
     min_docs: PositiveInt = option(
-        DEFAULT_MIN_DOCS, "distinct documents each query must return (default 100; re-queried)"
+        DEFAULT_MIN_DOCS,
+        "depth in documents of the Recall@100 / MAP@100 search (default 100; chunked corpora re-query "
+        "until that many distinct documents)",
+    )
+    clients: PositiveInt = option(
+        DEFAULT_CLIENTS, "concurrent client threads of the QPS measurement (default 4)"
     )
     ignore_identical_ids: StrictBool = option(
         True,

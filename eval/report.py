@@ -1,4 +1,4 @@
-"""report.md: the published-form table, the full matrix and the recommendation rule (`recommend`).
+"""report.md: the published-form table, the recommendation (`eval.recommend`), the full matrix and the plots.
 
 Everything here is a pure function of the `EvalResults` that `eval.assemble` builds (and that
 results.json stores, see `eval.results`), so a report can be re-rendered from results.json alone.
@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from eval.metrics import METRIC_NAMES, PRIMARY_METRIC
+from eval.recommend import Decision, decide, decision_markdown, fmt_bytes, ram_is_measured, serving_ram
 from eval.results import CollectionInfo, ConfigurationResult, EvalResults
+from eval.search import mode_sort_key
 
-DEFAULT_WITHIN = 0.02
-DEFAULT_ALPHA = 0.05
 PUBLISHED_MODEL = "sentence-transformers/static-retrieval-mrl-en-v1"
 # NDCG@10 published for static-retrieval-mrl-en-v1 at 1024 dims: original vectors vs binary
 # quantization without rescoring.
@@ -79,44 +79,6 @@ def published_row(results: EvalResults) -> dict[str, Any]:
     }
 
 
-def recommend(
-    configurations: Sequence[ConfigurationResult],
-    baseline_ndcg: float,
-    *,
-    within: float = DEFAULT_WITHIN,
-    alpha: float = DEFAULT_ALPHA,
-) -> ConfigurationResult | None:
-    """Pick the cheapest configuration (bytes/vector) at acceptable quality.
-
-    Acceptable: NDCG@10 ≥ (1 − within) × baseline, and not significantly worse than the baseline
-    (paired randomization p ≥ alpha, or NDCG@10 at least the baseline's). Ties in bytes/vector go to
-    the higher NDCG@10, then the lower p50 latency.
-
-    Args:
-        configurations: Result rows.
-        baseline_ndcg: NDCG@10 of the baseline.
-        within: Allowed relative loss (0.02 = 2%).
-        alpha: Significance level.
-
-    Returns:
-        The chosen row, or None when none qualifies.
-    """
-    ok = []
-    for cfg in configurations:
-        ndcg = cfg.primary
-        p = cfg.p_value
-        close = ndcg >= (1.0 - within) * baseline_ndcg
-        not_worse = ndcg >= baseline_ndcg or p is None or p >= alpha
-        if close and not_worse:
-            ok.append(cfg)
-    if not ok:
-        return None
-    return min(
-        ok,
-        key=lambda c: (c.bytes_per_vector, -c.primary, c.latency.get("p50_ms", math.inf)),
-    )
-
-
 def model_caveat(model: dict[str, Any]) -> str | None:
     """Return a loud warning when the model is the offline stand-in or has random weights, else None."""
     text = json.dumps(model, default=str).lower()
@@ -161,11 +123,6 @@ def fmt_p(value: float | None) -> str:
     return "<0.0001" if value < 1e-4 else f"{value:.4f}"
 
 
-def fmt_bytes(value: float) -> str:
-    """Format bytes per vector."""
-    return f"{value:g}"
-
-
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     """Render a GitHub markdown table."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
@@ -202,40 +159,102 @@ def published_table(rows: list[dict[str, Any]], *, with_delta: bool = False) -> 
 _QUANT_ORDER = {"none": 0, "scalar": 1, "binary": 2}
 
 
-def matrix_order(cfg: ConfigurationResult) -> tuple[int, int, int]:
-    """Sort key of the matrix: dim descending, then none/scalar/binary, then mode order."""
-    return (-int(cfg.dim), _QUANT_ORDER.get(cfg.quantization, 9), int(cfg.mode_order))
+def matrix_order(cfg: ConfigurationResult) -> tuple[int, int, tuple[int, float, str]]:
+    """Sort key of the matrix: dim descending, then none/scalar/binary, then `mode_sort_key`."""
+    return (-int(cfg.dim), _QUANT_ORDER.get(cfg.quantization, 9), mode_sort_key(cfg.mode))
 
 
-def matrix_table(configurations: Sequence[ConfigurationResult]) -> str:
-    """Render the full matrix (dim × quantization × mode) as a markdown table."""
+def _opt(cfg: ConfigurationResult, name: str) -> Any:
+    """A field helper A's cost/depth work adds to the rows (None while absent)."""
+    return getattr(cfg, name, None)
+
+
+def fmt_interval(ci: tuple[float, float] | None) -> str:
+    """A confidence interval of a change in %, `–` when missing."""
+    return "–" if ci is None else f"{ci[0]:+.2f} … {ci[1]:+.2f}%"
+
+
+def qps_column(configurations: Sequence[ConfigurationResult]) -> tuple[str, list[str]]:
+    """The QPS header and cells: measured with N concurrent clients if known, else one client."""
+    clients = {_opt(c, "clients") for c in configurations if _opt(c, "qps") is not None}
+    if clients:
+        n = next(iter(clients)) if len(clients) == 1 else "N"
+        cells = [
+            "–" if _opt(c, "qps") is None else f"{float(_opt(c, 'qps')):,.0f}"
+            for c in sorted(configurations, key=matrix_order)
+        ]
+        return f"QPS ({n} clients)", cells
+    return "QPS (1 client)", [
+        f"{c.latency['qps']:,.0f}" if "qps" in c.latency else "–"
+        for c in sorted(configurations, key=matrix_order)
+    ]
+
+
+LOSS_PARTS = (
+    ("delta_dim_pct", "Δ dim"),
+    ("delta_hnsw_pct", "Δ HNSW"),
+    ("delta_quantization_pct", "Δ quant."),
+)
+
+
+def mode_label(cfg: ConfigurationResult) -> str:
+    """The mode as shown in tables: its name, with the HNSW ef when set and not already in the name."""
+    ef = _opt(cfg, "hnsw_ef")
+    label = cfg.mode
+    if ef is not None and f"ef{ef}" not in label.replace("-", "").replace("=", ""):
+        label += f" ef={ef}"
+    if getattr(cfg, "engine_default", False):
+        label += " (engine default)"
+    return label + (" (baseline)" if cfg.is_baseline else "")
+
+
+def matrix_table(configurations: Sequence[ConfigurationResult], decision: Decision | None = None) -> str:
+    """Render the full matrix (dim × quantization × mode) as a markdown table.
+
+    Args:
+        configurations: The rows.
+        decision: The recommendation (its intervals fill the interval column; its choice is marked).
+    """
+    rows = sorted(configurations, key=matrix_order)
+    parts = [(name, title) for name, title in LOSS_PARTS if any(_opt(c, name) is not None for c in rows)]
+    with_disk = any(_opt(c, "rescore_disk_bytes_per_query") is not None for c in rows)
+    qps_header, qps_cells = qps_column(rows)
     header = [
         "dim",
         "quantization",
         "mode",
         *METRIC_NAMES,
         "Δ NDCG@10",
+        "95% interval of Δ",
         "p",
-        "bytes/vector",
+        *(title for _, title in parts),
+        "RAM/vector" if ram_is_measured(rows) else "bytes/vector (formula)",
+        *(["rescore disk/query"] if with_disk else []),
         "p50 ms",
         "p95 ms",
-        "QPS",
+        qps_header,
     ]
+    chosen = decision.choice if decision else None
     body = []
-    for c in sorted(configurations, key=matrix_order):
+    for c, qps in zip(rows, qps_cells, strict=True):
         lat = c.latency
+        mark = " **← recommended**" if chosen is not None and c is chosen else ""
+        disk = _opt(c, "rescore_disk_bytes_per_query")
         body.append(
             [
                 str(c.dim),
                 c.quantization,
-                c.mode + (" (baseline)" if c.is_baseline else ""),
+                mode_label(c) + mark,
                 *(fmt_metric(c.metrics.mean[m]) for m in METRIC_NAMES),
                 fmt_delta(c.delta_pct[PRIMARY_METRIC]),
+                fmt_interval(decision.interval(c) if decision else None),
                 fmt_p(c.p_value),
-                fmt_bytes(c.bytes_per_vector),
+                *(fmt_delta(_opt(c, name)) for name, _ in parts),
+                fmt_bytes(serving_ram(c)),
+                *([("–" if disk is None else fmt_bytes(float(disk)))] if with_disk else []),
                 f"{lat['p50_ms']:.2f}" if "p50_ms" in lat else "–",
                 f"{lat['p95_ms']:.2f}" if "p95_ms" in lat else "–",
-                f"{lat['qps']:.0f}" if "qps" in lat else "–",
+                qps,
             ]
         )
     return markdown_table(header, body)
@@ -260,17 +279,82 @@ def _model_line(model: dict[str, Any]) -> str:
     return f"`{mid}`" + (f" (revision `{rev}`)" if rev else "")
 
 
-def render_report(results: EvalResults) -> str:
+def is_beir(results: EvalResults) -> bool:
+    """Whether the corpus is a BEIR dataset (the published reference numbers are BEIR's)."""
+    return str(results.source.get("kind", "")).lower() == "beir"
+
+
+def has_published_form(results: EvalResults) -> bool:
+    """Whether the published-form table has numbers: binary rows at the baseline's dimension."""
+    row = published_row(results)
+    return row["bq_no_rescore"] is not None or row["bq_rescore"] is not None
+
+
+def summary_markdown(results: EvalResults, decision: Decision | None = None) -> str:
+    """What `python -m eval` prints: the model warning, the published-form table and the recommendation."""
+    decision = decision or decide(results)
+    out: list[str] = [f"# {results.dataset} ({results.split}): {results.queries.count} judged queries", ""]
+    caveat = model_caveat(results.model)
+    if caveat:
+        out += [caveat, ""]
+    out += published_section(results)
+    out += ["## Recommendation", "", *decision_markdown(decision), ""]
+    return "\n".join(out)
+
+
+def published_section(results: EvalResults) -> list[str]:
+    """The published-form table (binary rows at full dim) as markdown lines; empty when there is none."""
+    if not has_published_form(results):
+        return []
+    return [
+        f"## Published form (dim {results.baseline.dim}, NDCG@10)",
+        "",
+        published_table([published_row(results)], with_delta=True),
+        "",
+    ]
+
+
+def matrix_notes(results: EvalResults, decision: Decision) -> str:
+    """What the matrix columns mean."""
+    opts = results.options
+    if decision.ram_measured:
+        ram = (
+            "RAM/vector: RAM the collection needs to serve (quantized vectors, HNSW links, id tracker, "
+            "payload index, measured from the engine's files) per point; modes that rescore also read the "
+            "original float vectors from disk (rescore disk/query), which is not counted as RAM."
+        )
+    else:
+        ram = (
+            "bytes/vector: RAM not measured; the size of the vector searched first (the quantized one for "
+            "binary/scalar; rescoring also reads the original float vectors)."
+        )
+    return (
+        "Δ is the relative change of NDCG@10 against the baseline; the 95% interval comes from a paired "
+        "bootstrap over the queries (10,000 resamples, seed "
+        f"{opts.seed}); p is a two-sided paired randomization test on per-query NDCG@10 ({opts.permutations} "
+        f"sign flips, seed {opts.seed}). {ram} Latency: one client, one query at a time, warm."
+    )
+
+
+def render_report(
+    results: EvalResults,
+    decision: Decision | None = None,
+    *,
+    image_link: Callable[[str], str] | None = None,
+) -> str:
     """Render report.md from the results.
 
     Args:
         results: What `eval.assemble.assemble_results` builds (or `eval.results.load_results` reads).
+        decision: The recommendation with its evidence (`eval.recommend.decide(results)` if None).
+        image_link: Maps a plot file name to the link written in the markdown (default: the name,
+            relative to report.md; the Prefect artifact embeds the PNG as a `data:` URL instead).
 
     Returns:
         The markdown text.
     """
+    decision = decision or decide(results)
     model = results.model
-    opts = results.options
     base = results.baseline
     caveat = model_caveat(model)
     out: list[str] = [f"# Quantization eval: {results.dataset} ({results.split})", ""]
@@ -286,46 +370,43 @@ def render_report(results: EvalResults) -> str:
         f"- Baseline: {describe_config(base)}, NDCG@10 {fmt_metric(base.metrics.mean[PRIMARY_METRIC])}",
         *[f"- Warning: {w}" for w in results.warnings],
         "",
-        f"## Published form (dim {base.dim})",
-        "",
-        published_table([published_row(results)]),
-        "",
+    ]
+    out += published_section(results)
+    out += _recommendation_section(results, decision)
+    out += [
         "## Full matrix",
         "",
-        matrix_table(results.configurations),
+        matrix_table(results.configurations, decision),
         "",
-        "Δ is the relative change of NDCG@10 against the baseline; p is a two-sided paired randomization "
-        f"test on per-query NDCG@10 ({opts.permutations} sign flips, "
-        f"seed {opts.seed}). "
-        "bytes/vector is the size of the vector searched first (the quantized one for binary/scalar; "
-        "rescoring also reads the original float vectors). Latency: one client, one query at a time, "
-        f"warm, each query asked until ≥ {opts.min_docs} distinct documents came back "
-        "(chunk hits aggregated per document by max score).",
+        matrix_notes(results, decision),
         "",
     ]
     out += _modes_section(results)
     out += _collections_section(results)
-    out += _recommendation_section(results)
     if results.teacher:
         out += _teacher_section(results)
-    out += _reference_section()
+    if is_beir(results):
+        out += _reference_section()
     if results.skipped:
         out += ["## Skipped collections", ""]
         out += [f"- `{s.collection}`: {s.reason}" for s in results.skipped]
         out.append("")
     if results.plots:
+        from eval.plots import plot_caption
+
         out += ["## Plots", ""]
-        out += [f"![{Path(p).stem}]({p})" for p in results.plots]
-        out.append("")
+        for p in results.plots:
+            link = image_link(p) if image_link else p
+            out += [f"![{Path(p).stem}]({link})", "", plot_caption(Path(p).name, results), ""]
     return "\n".join(out)
 
 
 def _modes_section(results: EvalResults) -> list[str]:
-    seen: dict[str, ConfigurationResult] = {}
+    seen: dict[tuple[str, str], ConfigurationResult] = {}
     for c in results.configurations:
-        seen.setdefault(c.mode, c)
+        seen.setdefault((c.mode, c.mode_description), c)
     lines = ["## How each number was obtained", ""]
-    for name, c in sorted(seen.items(), key=lambda kv: kv[1].mode_order):
+    for (name, _), c in sorted(seen.items(), key=lambda kv: (mode_sort_key(kv[0][0]), kv[0][1])):
         params = ", ".join(
             f"{k}={v}"
             for k, v in c.params.items()
@@ -333,12 +414,39 @@ def _modes_section(results: EvalResults) -> list[str]:
         )
         lines.append(f"- `{name}`: {c.mode_description} (search params: {params or 'engine defaults'})")
     ignore = results.options.ignore_identical_ids
+    lines += depth_lines(results)
     lines += [
         f"- Metrics: pytrec_eval via beir `EvaluateRetrieval.evaluate` (MRR: `evaluate_custom`), "
         f"ignore_identical_ids={ignore}.",
         "",
     ]
     return lines
+
+
+def depth_lines(results: EvalResults) -> list[str]:
+    """Say which search limit produced each metric (the `depth` of the rows), as the user would search."""
+    depths: dict[str, set[Any]] = {}
+    for c in results.configurations:
+        depth = getattr(c, "depth", None)
+        if isinstance(depth, dict):
+            for metric, limit in depth.items():
+                depths.setdefault(metric, set()).add(limit)
+    if not depths:
+        return []
+    parts = []
+    for metric in [m for m in METRIC_NAMES if m in depths] + sorted(set(depths) - set(METRIC_NAMES)):
+        limits = sorted(depths[metric], key=str)
+        parts.append(f"{metric} from searches of {' / '.join(str(v) for v in limits)} documents")
+    extra = (
+        " (one more hit is asked for when identical ids are ignored, as BEIR does)"
+        if results.options.ignore_identical_ids
+        else ""
+    )
+    return [
+        "- Depth: each metric comes from the search a user would run: " + "; ".join(parts) + extra + "; "
+        "oversampling is relative to that limit; chunk hits are merged per document by max score, "
+        "re-querying only as far as needed to fill the limit with distinct documents."
+    ]
 
 
 # Qdrant's default `full_scan_threshold` (KB): below it a segment answers even HNSW queries by full scan.
@@ -397,34 +505,10 @@ def _collections_section(results: EvalResults) -> list[str]:
     ]
 
 
-def _recommendation_section(results: EvalResults) -> list[str]:
-    within = float(results.options.within)
-    rec = results.recommendation
-    model = results.model
-    lines = ["## Recommendation", ""]
-    if rec is None:
-        lines.append(
-            f"No configuration is within {within:.0%} of the baseline NDCG@10 and not significantly worse."
-        )
-    else:
-        base = results.baseline
-        saving = base.bytes_per_vector / rec.bytes_per_vector if rec.bytes_per_vector else math.inf
-        lines.append(
-            f"Cheapest configuration within {within:.0%} of the baseline NDCG@10 and not significantly worse "
-            f"(p ≥ {DEFAULT_ALPHA} or better): **{describe_config(rec)}** — NDCG@10 "
-            f"{fmt_metric(rec.metrics.mean[PRIMARY_METRIC])} ({fmt_delta(rec.delta_pct[PRIMARY_METRIC])}, "
-            f"p {fmt_p(rec.p_value)}), {fmt_bytes(rec.bytes_per_vector)} bytes/vector "
-            f"({saving:.0f}× smaller than the baseline's {fmt_bytes(base.bytes_per_vector)})."
-        )
-        if rec.quantization != "none" and rec.mode != "no-rescore":
-            lines += [
-                "",
-                f"This mode rescores with the original float vectors ({rec.dim * 4} bytes each): keep "
-                "them on disk (`on_disk = true`) so RAM holds only the quantized vectors.",
-            ]
-    lines.append("")
-    lines.append(f"Produced with {_model_line(model)}.")
-    caveat = model_caveat(model)
+def _recommendation_section(results: EvalResults, decision: Decision) -> list[str]:
+    lines = ["## Recommendation", "", *decision_markdown(decision), ""]
+    lines.append(f"Produced with {_model_line(results.model)}.")
+    caveat = model_caveat(results.model)
     if caveat:
         lines += ["", caveat]
     lines.append("")

@@ -507,3 +507,26 @@ def exact_numpy_search(
             pairs[did] = max(float(s), pairs.get(did, -math.inf))
         out.append(dict(sorted(pairs.items(), key=lambda item: (item[1], item[0]), reverse=True)))
     return out
+
+
+def mode_family(mode: str) -> str:
+    """`exact`, `hnsw`, `no-rescore` or `rescore` (the family of a mode name such as `rescore-x4`)."""
+    for family in ("no-rescore", "rescore", "hnsw", "exact"):
+        if mode.startswith(family):
+            return family
+    return mode
+
+
+_FAMILY_ORDER = ("exact", "hnsw", "no-rescore", "rescore")
+
+
+def mode_sort_key(mode: str) -> tuple[int, float, str]:
+    """Order modes for legends: exact, hnsw (default, then by ef), no-rescore, rescore by oversampling."""
+    family = mode_family(mode)
+    rank = _FAMILY_ORDER.index(family) if family in _FAMILY_ORDER else len(_FAMILY_ORDER)
+    digits = "".join(ch if ch.isdigit() or ch == "." else " " for ch in mode).split()
+    try:
+        number = float(digits[-1]) if digits else -1.0
+    except ValueError:
+        number = -1.0
+    return (rank, number, mode)

@@ -5,7 +5,9 @@ python -m flows.eval_flow scifact        # one local run (temporary Prefect serv
 
 from __future__ import annotations
 
+import base64
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prefect import flow, get_run_logger, task
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from eval.data import EvalData
     from eval.plan import CollectionPlan, CollectionTarget
     from eval.query_encoder import QueryEmbeddings
+    from eval.recommend import Decision
     from eval.results import ConfigurationResult, EvalResults, TeacherResult
     from eval.runner import ReportFiles
     from ingest.stores.base import VectorStore
@@ -102,12 +105,11 @@ def evaluate_collection(
     collection_plan: CollectionPlan,
 ) -> list[ConfigurationResult]:
     """Search one collection in every mode that applies to it and score each mode."""
-    from eval.scoring import score_configuration, search_configuration
-    from eval.search import modes_for
+    from eval.scoring import score_configuration, search_configuration, target_modes
 
     logger = get_run_logger()
     rows = []
-    for mode in modes_for(target.spec, opts.oversampling):
+    for mode in target_modes(target, collection_plan, opts):
         outcome = search_configuration(store, target, mode, queries, opts)
         row = score_configuration(outcome, target, data, opts, collection_plan)
         logger.info(
@@ -137,11 +139,15 @@ def write(results: EvalResults, opts: EvalOptions, dataset: str) -> ReportFiles:
     return write_report(results, report_dir(opts, dataset))
 
 
-def configuration_rows(results: EvalResults) -> list[dict[str, Any]]:
-    """One table row per collection × mode: quality against the baseline, size and latency."""
+def configuration_rows(results: EvalResults, decision: Decision | None = None) -> list[dict[str, Any]]:
+    """One table row per collection × mode: quality vs the baseline (with its interval), RAM, latency."""
+    from eval.recommend import decide, serving_ram
+
+    decision = decision or decide(results)
     rows = []
     for c in sorted(results.configurations, key=lambda c: (-c.dim, c.quantization, c.mode_order)):
         delta = c.delta_pct.get(PRIMARY_METRIC)
+        ci = decision.interval(c)
         rows.append(
             {
                 "collection": c.collection,
@@ -150,57 +156,96 @@ def configuration_rows(results: EvalResults) -> list[dict[str, Any]]:
                 "mode": c.mode,
                 "ndcg_at_10": round(c.primary, 4),
                 "delta_pct": None if delta is None else round(float(delta), 2),
+                "delta_ci_pct": None if ci is None else f"{ci[0]:+.2f} … {ci[1]:+.2f}",
                 "p_value": None if c.p_value is None else round(float(c.p_value), 4),
+                "serving_ram_per_vector": round(serving_ram(c), 1),
                 "bytes_per_vector": c.bytes_per_vector,
                 "p50_ms": round(float(c.latency["p50_ms"]), 3),
                 "baseline": c.is_baseline,
+                "recommended": results.recommendation is c,
             }
         )
     return rows
 
 
-def recommendation_markdown(results: EvalResults) -> str:
-    """A short markdown statement of the recommended configuration (or why there is none)."""
-    rec = results.recommendation
-    within, alpha = results.options.within, results.options.alpha
-    base = results.baseline
-    head = f"# Recommendation for {results.dataset} ({results.split})"
-    rule = (
-        f"Cheapest configuration (bytes/vector) whose NDCG@10 is within {within:.0%} of the baseline "
-        f"(`{base.collection}`, `{base.mode}`) and not significantly worse (p ≥ {alpha})."
-    )
-    if rec is None:
-        return f"{head}\n\nNo configuration qualifies. {rule}"
-    delta = rec.delta_pct.get(PRIMARY_METRIC)
-    return "\n\n".join(
-        [
-            head,
-            f"**`{rec.collection}`** searched as **`{rec.mode}`**: NDCG@10 {rec.primary:.4f}"
-            + ("" if delta is None else f" ({delta:+.2f}% vs baseline)")
-            + f", {rec.bytes_per_vector:g} bytes/vector, p50 {rec.latency['p50_ms']:.2f} ms.",
-            rule,
+def recommendation_markdown(results: EvalResults, decision: Decision | None = None) -> str:
+    """The recommended configuration (or why there is none) with its evidence, the model warning first."""
+    from eval.recommend import decide, decision_markdown
+    from eval.report import model_caveat
+
+    caveat = model_caveat(results.model)
+    parts = [f"# Recommendation for {results.dataset} ({results.split})"]
+    if caveat:
+        parts.append(caveat)
+    parts.append("\n".join(decision_markdown(decision or decide(results))))
+    return "\n\n".join(parts) + "\n"
+
+
+def png_data_url(path: Path) -> str:
+    """A PNG as a `data:image/png;base64,...` URL (renders in the Prefect UI without a file server)."""
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def plots_markdown(results: EvalResults, directory: Path) -> str:
+    """The plots embedded as data URLs, with their captions and the model warning."""
+    from eval.plots import plot_caption
+    from eval.report import model_caveat
+
+    caveat = model_caveat(results.model)
+    lines = [f"# Plots of {results.dataset} ({results.split})", ""]
+    if caveat:
+        lines += [caveat, ""]
+    for name in results.plots:
+        lines += [
+            f"![{Path(name).stem}]({png_data_url(directory / name)})",
+            "",
+            plot_caption(name, results),
+            "",
         ]
-    )
+    return "\n".join(lines)
 
 
-def publish_eval_artifacts(results: EvalResults, files: ReportFiles) -> None:
-    """Publish report.md, the configuration table and the recommendation as Prefect artifacts."""
+def publish_eval_artifacts(
+    results: EvalResults, files: ReportFiles, decision: Decision | None = None
+) -> None:
+    """Publish the report, the configuration table, the recommendation and the plots as Prefect artifacts.
+
+    Plots are embedded in markdown artifacts as `data:image/png` URLs: the UI renders markdown images
+    with a plain `<img src>`, so they show without serving the report directory, whereas an image
+    artifact (`create_image_artifact`) needs a URL the browser can fetch and prints that URL in full
+    under the image. Relative paths would point nowhere from the UI.
+
+    Args:
+        results: The eval results.
+        files: The files written (the plots are read from its directory).
+        decision: The recommendation with its evidence (computed if None).
+    """
+    from eval.recommend import decide
+    from eval.report import render_report
+
+    decision = decision or decide(results)
     key = artifact_key("eval", results.dataset)
     create_table_artifact(
-        configuration_rows(results),
+        configuration_rows(results, decision),
         key=f"{key}-configurations",
         description=f"NDCG@10 of every collection × mode, {results.dataset} ({results.split})",
     )
     create_markdown_artifact(
-        recommendation_markdown(results),
+        recommendation_markdown(results, decision),
         key=f"{key}-recommendation",
         description=f"Recommended configuration for {results.dataset}",
     )
-    report = files.report_md.read_text(encoding="utf-8")
+    if results.plots:
+        create_markdown_artifact(
+            plots_markdown(results, files.directory),
+            key=f"{key}-plots",
+            description=f"NDCG@10 vs RAM and vs dimension, {results.dataset}",
+        )
+    report = render_report(results, decision, image_link=lambda name: png_data_url(files.directory / name))
     create_markdown_artifact(
-        report + f"\n\nFiles: `{files.directory}`\n",
+        report + f"\n\nFiles: `{files.directory.resolve()}`\n",
         key=f"{key}-report",
-        description=f"Eval report of {results.dataset} (report.md)",
+        description=f"Eval report of {results.dataset} (report.md, plots embedded)",
     )
 
 
@@ -252,7 +297,10 @@ def evaluate_corpus(target: str = "scifact", options: EvalSettings | None = None
     finally:
         store.close()
     files = write(results, opts, data.dataset)
-    publish_eval_artifacts(results, files)
+    from eval.recommend import decide
+
+    decision = decide(results)
+    publish_eval_artifacts(results, files, decision)
     get_run_logger().info("report: %s", files.report_md)
     rec = results.recommendation
     return {
@@ -261,7 +309,7 @@ def evaluate_corpus(target: str = "scifact", options: EvalSettings | None = None
         "report_md": str(files.report_md),
         "results_json": str(files.results_json),
         "recommendation": None if rec is None else rec.to_dict(per_query=False),
-        "configurations": configuration_rows(results),
+        "configurations": configuration_rows(results, decision),
     }
 
 

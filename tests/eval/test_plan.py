@@ -17,14 +17,15 @@ from ingest.stores import open_store
 
 def test_configured_specs() -> None:
     model = {"model_id": "m", "dim": 256}
-    scalar = CollectionSpec(dim=128, quantization="scalar")
+    extra = CollectionSpec(dim=32, quantization="scalar")
     manifests = {
         "ds-d256-none": {"model": model, "spec": CollectionSpec(dim=256).to_dict()},
-        "ds-d128-scalar": {"model": model, "spec": scalar.to_dict()},
+        "ds-d32-scalar": {"model": model, "spec": extra.to_dict()},
     }
     names = [s.name("ds") for s in configured_specs(EvalOptions(target="ds"), "ds", manifests)]
-    # Default matrix for a 256-d model (256, 128, 64 × none, binary), then the extra scalar collection.
-    assert names == [f"ds-d{d}-{q}" for d in (256, 128, 64) for q in ("none", "binary")] + ["ds-d128-scalar"]
+    # Default matrix for a 256-d model (256, 128, 64 × none, binary, scalar), then the extra collection.
+    default = [f"ds-d{d}-{q}" for d in (256, 128, 64) for q in ("none", "binary", "scalar")]
+    assert names == [*default, "ds-d32-scalar"]
     narrowed = configured_specs(
         EvalOptions(target="ds", dims=[64], quantizations=["binary"]), "ds", manifests
     )
@@ -76,9 +77,9 @@ def test_plan_skips_unfinished_collections_and_picks_the_float_baseline(tmp_path
     plan = _plan(tmp_path)
     assert [t.name for t in plan.targets] == ["ds-d64-none"] and plan.baseline.name == "ds-d64-none"
     assert plan.model == model
-    [skipped] = plan.skipped
-    assert skipped.collection == "ds-d64-binary"
-    assert "ingest not finished (status 'loading')" in skipped.reason
+    skipped = {s.collection: s.reason for s in plan.skipped}
+    assert "ingest not finished (status 'loading')" in skipped.pop("ds-d64-binary")
+    assert skipped == {"ds-d64-scalar": "does not exist (not ingested with this configuration)"}
     with pytest.raises(MissingCollectionError, match=r"none of the configured .* ds-d64-binary: ingest not"):
         _plan(tmp_path, quantizations=["binary"])
     with pytest.raises(MissingCollectionError, match="python -m ingest other"):

@@ -11,60 +11,21 @@ import pytest
 from eval.__main__ import main
 from eval.compare import compare, resolve_results
 from eval.metrics import MetricResult
-from eval.report import REFERENCE_NDCG10, model_caveat, published_row, recommend, render_report
-from eval.results import ConfigurationResult, EvalResults, TeacherResult, load_results
-from eval.runner import write_report
+from eval.recommend import decide
+from eval.report import REFERENCE_NDCG10, model_caveat, published_row, render_report, summary_markdown
+from eval.results import EvalResults, TeacherResult, load_results
+from eval.runner import EvalRun, write_report
 
 Factory = Callable[..., EvalResults]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _row(bytes_per_vector: float, ndcg: float, p: float | None, p50: float = 1.0) -> ConfigurationResult:
-    return ConfigurationResult(
-        collection=f"c{bytes_per_vector:g}",
-        dim=64,
-        quantization="binary",
-        mode="no-rescore",
-        mode_order=2,
-        mode_description="",
-        params={},
-        spec={},
-        engine_config={},
-        bytes_per_vector=bytes_per_vector,
-        is_baseline=False,
-        metrics=MetricResult({"NDCG@10": ndcg}, {}, 0),
-        latency={"p50_ms": p50},
-        search={},
-        p_value=p,
-    )
-
-
-def test_recommend_picks_cheapest_acceptable() -> None:
-    rows = [
-        _row(1024, 0.500, 1.0),  # baseline
-        _row(256, 0.495, 0.30),  # -1%, not significant: acceptable
-        _row(32, 0.492, 0.01),  # -1.6% but significantly worse: rejected
-        _row(8, 0.400, 0.50),  # -20%: rejected
-        _row(128, 0.489, 0.40),  # -2.2%: outside 2%
-    ]
-    assert recommend(rows, 0.500, within=0.02) is rows[1]
-    # With 3% allowed, 128 B at -2.2% qualifies and is cheaper.
-    assert recommend(rows, 0.500, within=0.03) is rows[4]
-    # Better than the baseline counts as acceptable even with a small p.
-    better = _row(16, 0.520, 0.001)
-    assert recommend([*rows, better], 0.500) is better
-    assert recommend([_row(8, 0.1, 0.5)], 0.5) is None
-
-
-def test_recommend_tie_on_bytes_prefers_quality_then_speed() -> None:
-    a, b, c = _row(32, 0.495, 0.5, p50=2.0), _row(32, 0.498, 0.5, p50=3.0), _row(32, 0.498, 0.5, p50=1.0)
-    assert recommend([a, b, c], 0.5) is c
-
-
 def test_assembled_results_carry_deltas_and_p(make_results: Factory) -> None:
     results = make_results(degrade={(256, "binary", "no-rescore"): 0.6})
     by_key = {(c.dim, c.quantization, c.mode): c for c in results.configurations}
-    assert len(by_key) == 2 * 2 + 2 * 5  # none: exact, hnsw; binary: + no-rescore, rescore-x1, rescore-x4
+    # none: exact, hnsw (engine default), 3 × hnsw-ef; binary: exact, no-rescore, rescore-x1 (engine
+    # default), rescore-x4, 3 × hnsw-ef.
+    assert len(by_key) == 2 * 5 + 2 * 7
     base = by_key[(256, "none", "exact")]
     assert base is results.baseline
     assert base.is_baseline and base.p_value == 1.0 and base.delta_pct["NDCG@10"] == 0.0
@@ -97,8 +58,8 @@ def test_report_has_published_table_matrix_and_recommendation(
     assert (
         f"| toyset | {row['original']:.4f} | {row['bq_no_rescore']:.4f} | {row['bq_rescore']:.4f} |" in text
     )
-    # Published form comes first, then the matrix, then the recommendation.
-    assert text.index(header) < text.index("## Full matrix") < text.index("## Recommendation")
+    # Published form comes first, then the recommendation, then the matrix.
+    assert text.index(header) < text.index("## Recommendation") < text.index("## Full matrix")
     assert "| 64 | binary | no-rescore |" in text
     assert "(baseline)" in text
     assert "Produced with `test/static-model`" in text
@@ -106,6 +67,11 @@ def test_report_has_published_table_matrix_and_recommendation(
         assert f"| {name} | {orig:.4f} | {bq:.4f} |" in text
     assert "`x`: does not exist" in text
     assert "WARNING" not in text
+    assert "**Small sample: only 40 judged queries**" in text
+    assert "95% interval of Δ" in text and "**← recommended**" in text
+    assert "NDCG@10 from searches of" not in text  # the synthetic rows carry no depth
+    assert [p.name for p in files.plots] == ["ndcg_vs_ram.png", "ndcg_vs_dim.png"]
+    assert "![ndcg_vs_ram](ndcg_vs_ram.png)" in text
     for png in files.plots:
         assert png.read_bytes()[:8] == PNG_MAGIC
         assert png.stat().st_size > 5000
@@ -184,3 +150,66 @@ def test_teacher_section_shows_both_encode_speeds(make_results: Factory) -> None
     assert "## Transformer baseline: `all-MiniLM-L6-v2`" in text
     assert "| `all-MiniLM-L6-v2` | 0.3159 | 0.3115 | 0.5040 | 0.1424 | +78.99% | 0.0001 | 9 | 69 |" in text
     assert "(baseline) |" in text and "| 2,650 |" in text
+
+
+def test_non_beir_corpus_has_no_beir_reference_tables(make_results: Factory) -> None:
+    results = make_results()
+    results.source = {"kind": "parquet", "path": "corpus.parquet"}
+    text = render_report(results)
+    assert "## Published reference" not in text
+    for name in REFERENCE_NDCG10:
+        assert f"| {name} |" not in text
+    assert "## Recommendation" in text and "## Full matrix" in text
+    # Without binary rows at the full dim the published-form table would be empty: it is left out.
+    results.configurations = [c for c in results.configurations if c.quantization == "none"]
+    assert "## Published form" not in render_report(results)
+
+
+def test_depth_of_each_metric_is_stated(make_results: Factory) -> None:
+    results = make_results()
+    for c in results.configurations:
+        c.depth = {"NDCG@10": 10, "MRR@10": 10, "Recall@100": 100, "MAP@100": 100}
+    text = render_report(results)
+    assert "NDCG@10 from searches of 10 documents" in text
+    assert "Recall@100 from searches of 100 documents" in text
+
+
+def _fake_run(results: EvalResults, out: Path) -> Callable[..., EvalRun]:
+    def run_eval(opts: object, *, echo: Callable[[str], None] | None = None) -> EvalRun:
+        files = write_report(results, out)
+        if echo:
+            echo(f"report: {files.report_md}")
+        return EvalRun(results, files)
+
+    return run_eval
+
+
+def test_cli_prints_the_published_table_and_the_recommendation(
+    make_results: Factory, results_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    results = make_results(degrade={(256, "binary", "no-rescore"): 0.6})
+    monkeypatch.setattr("eval.runner.run_eval", _fake_run(results, results_dir / "toyset" / "run-0"))
+    assert main(["toyset"]) == 0
+    out, err = capsys.readouterr()
+    assert "| Dataset | Original vectors | Binary Quantization, no rescoring |" in out
+    assert "| toyset |" in out
+    assert "**Recommended: " in out and "Rule: " in out
+    assert out == summary_markdown(results) + "\n"
+    # The report path is said once, on stderr with the progress.
+    assert "report.md" not in out and err.count("report.md") == 1
+
+
+def test_cli_json_prints_parseable_results(
+    make_results: Factory, results_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    results = make_results()
+    monkeypatch.setattr("eval.runner.run_eval", _fake_run(results, results_dir / "toyset" / "run-0"))
+    assert main(["toyset", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    saved = json.loads((results_dir / "toyset" / "run-0" / "results.json").read_text())
+    assert {k: printed[k] for k in saved} == saved
+    decision = decide(results)
+    assert printed["decision"]["choice"]["mode"] == results.recommendation.mode  # type: ignore[union-attr]
+    assert printed["decision"]["small_sample"] is True
+    assert printed["decision"]["choice"]["delta_ci_pct"] == list(decision.interval(results.recommendation))  # type: ignore[arg-type]
+    assert printed["files"]["report_md"].endswith("report.md")

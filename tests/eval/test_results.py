@@ -29,11 +29,30 @@ def test_results_round_trip_through_results_json(make_results: Factory, tmp_path
     assert render_report(loaded) == render_report(results)
 
 
+SCHEMA2_ROW_FIELDS = (
+    "hnsw_ef",
+    "serving_ram_bytes",
+    "serving_ram_per_vector",
+    "rescore_disk_bytes_per_query",
+    "qps",
+    "clients",
+    "delta_dim_pct",
+    "delta_hnsw_pct",
+    "delta_quantization_pct",
+)
+
+
 def test_a_results_json_of_the_dict_era_reads_back_unchanged() -> None:
     # Written by the eval before results were typed (schema /1, teacher section included).
     path = DATA / "results_schema1.json"
     results = load_results(path)
-    assert results.to_dict() == json.loads(path.read_text())  # same keys, order and values
+    # The same keys and values, written as schema /2: the fields /2 added are None (not measured then).
+    expected = json.loads(path.read_text())
+    expected["schema"] = RESULTS_SCHEMA
+    expected["options"].update(hnsw_ef=[], clients=None)
+    for row in [*expected["configurations"], expected["recommendation"]]:
+        row.update(dict.fromkeys(SCHEMA2_ROW_FIELDS), engine_default=False, depth={}, cost={})
+    assert results.to_dict() == expected
     assert results.teacher is not None and results.teacher.static_docs_per_s == 2600.0
     assert [s.collection for s in results.skipped] == ["tiny-d32-none"]
     assert render_report(results) == (DATA / "report_schema1.md").read_text()

@@ -1,4 +1,5 @@
-"""Statistics: randomization test against exact enumeration, relative change, latency, Pareto front."""
+"""Statistics: randomization test against exact enumeration, bootstrap intervals on hand-computed cases,
+relative change, latency, Pareto front."""
 
 from __future__ import annotations
 
@@ -8,7 +9,14 @@ import math
 import numpy as np
 import pytest
 
-from eval.stats import latency_summary, paired_randomization_test, pareto_front, relative_change
+from eval.stats import (
+    latency_summary,
+    paired_bootstrap_ci,
+    paired_bootstrap_cis,
+    paired_randomization_test,
+    pareto_front,
+    relative_change,
+)
 
 
 def _exact_p(a: np.ndarray, b: np.ndarray) -> float:
@@ -79,3 +87,49 @@ def test_pareto_front() -> None:
     assert pareto_front(costs, quality) == [5, 3, 1, 0]
     with pytest.raises(ValueError):
         pareto_front([1.0], [])
+
+
+def test_bootstrap_of_two_queries_matches_the_enumeration() -> None:
+    # Differences (1, 3): a resample of 2 queries has mean 1 (¼), 2 (½) or 3 (¼), so the 2.5% and
+    # 97.5% percentiles of 10,000 resamples are the extremes 1 and 3.
+    lo, hi = paired_bootstrap_ci(np.array([1.0, 3.0]), np.zeros(2), relative=False)
+    assert (lo, hi) == (1.0, 3.0)
+    # A 40% interval cuts 30% off each tail: both ends fall in the ½ mass at 2.
+    assert paired_bootstrap_ci(np.array([1.0, 3.0]), np.zeros(2), relative=False, confidence=0.4) == (
+        2.0,
+        2.0,
+    )
+
+
+def test_bootstrap_of_a_constant_change_is_that_change() -> None:
+    base = np.array([0.2, 0.4, 0.6, 0.8])
+    # Every query gains 0.1: every resample's difference of means is 0.1.
+    lo, hi = paired_bootstrap_ci(base + 0.1, base, relative=False)
+    assert lo == pytest.approx(0.1) and hi == pytest.approx(0.1)
+    # Every query doubles: every resample's relative change is +100%.
+    assert paired_bootstrap_ci(base * 2, base) == pytest.approx((100.0, 100.0))
+    assert paired_bootstrap_ci(base, base) == (0.0, 0.0)
+
+
+def test_bootstrap_is_paired_seeded_and_covers_the_observed_change() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.random(200)
+    system = base + rng.normal(-0.02, 0.05, 200)
+    observed = relative_change(float(system.mean()), float(base.mean()))
+    lo, hi = paired_bootstrap_ci(system, base, seed=3)
+    assert lo < observed < hi
+    assert paired_bootstrap_ci(system, base, seed=3) == (lo, hi)
+    # Paired: a large shared per-query spread does not widen the interval of a constant shift.
+    assert paired_bootstrap_ci(base + 0.01, base, relative=False) == pytest.approx((0.01, 0.01))
+    # Several systems at once share the resamples: the same column gives the same interval.
+    both = paired_bootstrap_cis(np.column_stack([system, system]), base, seed=3)
+    assert tuple(both[0]) == tuple(both[1]) == pytest.approx((lo, hi))
+
+
+def test_bootstrap_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="n_queries"):
+        paired_bootstrap_ci(np.ones(3), np.ones(4))
+    with pytest.raises(ValueError, match="confidence"):
+        paired_bootstrap_ci(np.ones(3), np.ones(3), confidence=1.0)
+    with pytest.raises(ValueError, match="n_resamples"):
+        paired_bootstrap_ci(np.ones(3), np.ones(3), n_resamples=0)
