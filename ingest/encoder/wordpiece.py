@@ -12,9 +12,10 @@ the texts are lowercased when that is exact, split with `str.split()`'s whitespa
 chunk is cast to a categorical whose codes persist from batch to batch and index a numpy array of
 cached rows, so no Python object is made per chunk. Either way a miss normalises the chunk with a
 per-character table built from the tokenizer's own normalizer and pre-tokenizer (so Unicode
-tables are the tokenizer's, not Python's), then runs the tokenizer's
-own WordPiece model on each word (cached too). The few inputs where the chunk argument does not
-hold are handed to the tokenizer itself:
+tables are the tokenizer's, not Python's), then runs the tokenizer's own WordPiece model on each
+word (cached too); `bag` does this for all of a batch's new chunks at once, in polars
+(`bulk_chunks.py`). The few inputs where the chunk argument does not hold are handed to the
+tokenizer itself:
 
 - text with a character Python treats as whitespace but the normalizer does not turn into a space
   (`\\x1c`-`\\x1f`, `\\x85`, ...): removed first when the normalizer removes it, else the whole text
@@ -42,6 +43,8 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from ingest.encoder.bulk_chunks import BulkChunkIds
 
 if TYPE_CHECKING:
     from scipy.sparse import csr_matrix
@@ -230,12 +233,13 @@ class _ChunkRows:
 
     Chunks are looked up in bulk: a batch's chunks are cast to a polars categorical whose
     categories persist between batches (a hash lookup per chunk in Rust, no Python object), and
-    the categorical's physical id indexes a numpy array of rows. Only chunks never seen before
-    are tokenised in Python. Rows only grow (appended as numpy blocks); everything is dropped past
-    `MAX_CACHE_ENTRIES` rows (`maybe_reset`, between batches).
+    the categorical's physical id indexes a numpy array of rows. Chunks never seen before are
+    tokenised together by `BulkChunkIds` (mostly in polars; see `bulk_chunks.py`). Rows only grow
+    (appended as numpy blocks); everything is dropped past `MAX_CACHE_ENTRIES` rows
+    (`maybe_reset`, between batches).
     """
 
-    def __init__(self, chunks: _ChunkIds) -> None:
+    def __init__(self, chunks: BulkChunkIds) -> None:
         self._chunks = chunks
         self._token_rows: dict[int, int] = {}
         self._dtype: Any = None
@@ -243,7 +247,7 @@ class _ChunkRows:
         self._clear()
 
     def _clear(self) -> None:
-        self._pending: list[tuple[int, ...]] = []
+        self._pending: list[tuple[np.ndarray, np.ndarray]] = []
         self._ids = np.zeros(0, dtype=np.int32)
         self._ptr = np.zeros(1, dtype=np.int64)
         self._lengths = np.zeros(0, dtype=np.int64)
@@ -274,13 +278,11 @@ class _ChunkRows:
         missing = np.flatnonzero(rows < 0)
         if missing.size:
             # One occurrence of each new code (any will do: equal codes are equal chunks); no sort.
-            where = np.zeros(self._row_of_code.size, dtype=np.int64)
+            where = np.full(self._row_of_code.size, -1, dtype=np.int64)
             where[codes[missing]] = missing
-            new_codes = np.flatnonzero(np.bincount(codes[missing], minlength=where.size))
-            compute = self._chunks.compute
-            self._row_of_code[new_codes] = self._append(
-                [compute(c) for c in words.gather(where[new_codes]).to_list()]
-            )
+            new_codes = np.flatnonzero(where >= 0)
+            for at, lengths, ids in self._chunks.ids(words.gather(where[new_codes])):
+                self._row_of_code[new_codes[at]] = self._append(lengths, ids)
             rows[missing] = self._row_of_code[codes[missing]]
         return rows
 
@@ -288,22 +290,24 @@ class _ChunkRows:
         """The row holding just one token id (for texts the tokenizer took whole)."""
         row = self._token_rows.get(token_id)
         if row is None:
-            row = self._token_rows[token_id] = int(self._append([(token_id,)])[0])
+            one = np.ones(1, dtype=np.int64)
+            row = self._token_rows[token_id] = int(self._append(one, np.full(1, token_id, np.int32))[0])
         return row
 
-    def _append(self, rows: list[tuple[int, ...]]) -> np.ndarray:
-        """Add rows (their token ids); returns their row numbers."""
-        self._pending.extend(rows)
-        self.count += len(rows)
-        return np.arange(self.count - len(rows), self.count, dtype=np.int64)
+    def _append(self, lengths: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Add rows (tokens per row, their ids in order); returns their row numbers."""
+        self._pending.append((lengths, ids))
+        self.count += lengths.size
+        return np.arange(self.count - lengths.size, self.count, dtype=np.int64)
 
     def _flush(self) -> None:
         if self._pending:
-            lengths = np.fromiter(map(len, self._pending), dtype=np.int64, count=len(self._pending))
-            ids = np.fromiter(chain.from_iterable(self._pending), dtype=np.int32, count=int(lengths.sum()))
-            self._ids = np.concatenate([self._ids, ids])
-            self._ptr = np.concatenate([self._ptr, self._ptr[-1] + np.cumsum(lengths)])
-            self._lengths = np.concatenate([self._lengths, lengths])
+            lengths = np.concatenate([self._lengths, *(p[0] for p in self._pending)])
+            self._ids = np.concatenate(
+                [self._ids, *(p[1].astype(np.int32, copy=False) for p in self._pending)]
+            )
+            self._ptr = np.concatenate([self._ptr, self._ptr[-1] + np.cumsum(lengths[self._lengths.size :])])
+            self._lengths = lengths
             self._pending = []
 
     def lengths(self, rows: np.ndarray) -> np.ndarray:
@@ -323,6 +327,7 @@ class _ChunkRows:
         """Drop every row once the cache is full (call between batches, never within one)."""
         if self.count >= MAX_CACHE_ENTRIES:
             self._clear()
+        self._chunks.maybe_reset()
 
 
 class WordPieceIds:
@@ -337,6 +342,8 @@ class WordPieceIds:
     """
 
     def __init__(self, tokenizer: Tokenizer) -> None:
+        # polars does the batch work (`bag`); imported with the model (0.1-0.5 s), not in its first batch.
+        import polars  # noqa: F401
         from tokenizers import Tokenizer as _Tokenizer
 
         reason = unsupported_reason(tokenizer)
@@ -358,7 +365,16 @@ class WordPieceIds:
         self._chunks = _ChunkIds(
             self._tokenizer, self._table, self._words, exact, "".join(self._added_starts)
         )
-        self._rows = _ChunkRows(self._chunks)
+        self._rows = _ChunkRows(
+            BulkChunkIds(
+                self._tokenizer,
+                self._table,
+                self._chunks.compute,
+                exact.search,
+                "".join(self._added_starts),
+                MAX_CACHE_ENTRIES,
+            )
+        )
         self._vocab_size = self._tokenizer.get_vocab_size(with_added_tokens=True)  # costs ~10 ms a call
         # ASCII text is lowercased before lookup (more cache hits) when the normalizer lowercases
         # anyway, unless it may hold an added token (matched case-sensitively on the raw text).

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import random
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -15,68 +13,7 @@ from ingest.encoder.fast import FastStaticEncoder, normalise_rows
 from ingest.encoder.models import build_random_static_model, teacher_tokenizer
 from ingest.encoder.static import Encoder, load_encoder
 from ingest.encoder.wordpiece import WordPieceIds, token_ids_reference, unsupported_reason
-
-BEIR_DIR = Path(__file__).resolve().parents[2] / "shared" / "beir"
-
-LONG_WORD = "pneumonoultramicroscopicsilicovolcanoconiosis" * 3  # > max_input_chars_per_word (100)
-VARIED = [
-    "",
-    " ",
-    "\t\n  \r\n",
-    "Hello, World!",
-    "The QUICK brown fox — jumps over the lazy dog...",
-    "naïve café résumé Ångström Øresund São Paulo façade coöperate",
-    "e\u0301 combining acute, a\u0308\u0323 stacked marks, \u0301 leading mark",
-    "中文分词测试：这是一个句子。日本語のテキスト、カタカナ。한국어 문장입니다.",
-    "emoji 🎉🚀 👩‍👩‍👧 ❤️ flags 🇫🇷 and ☃ snowman",
-    "punctuation runs!!!??? ...,,,;;;::: ((([[[{{{}}}]]]))) --- ___ ~~~ @@@ ### $$$ %%% ^^^ &&& ***",
-    "«quotes» „German“ “curly” ‘single’ ‹angle› 「括弧」 ¿Qué? ¡Sí! § ¶ † ‡ • ‰ ′ ″",
-    "control\x00chars\x01in\x07the\x08middle\x7f and\x1b[31mansi\x1b[0m",
-    "odd\x0bvertical\x0ctab \x1cfile\x1dgroup\x1erecord\x1funit sep \x85nel",
-    "unicode spaces:\xa0nbsp\u2000en\u2003em\u2009thin\u200bzw\u202fnnbsp\u205fmm\u3000ideo\u2028ls\u2029ps",
-    "zero\u200dwidth\u200cjoiners and soft\xadhyphen and bom\ufeffmark and \ufffd replacement",
-    "ΣΊΣΥΦΟΣ final sigma ΟΔΟΣ, İstanbul DİYARBAKIR, straße STRASSE, ﬁne ﬂow ﬀ, ǅungla",
-    "ＦＵＬＬＷＩＤＴＨ ｌｅｔｔｅｒｓ １２３ and ⅫⅣ roman ① circled ㈱",
-    "Arabic: مرحبا بالعالم. Hebrew: שלום עולם! Devanagari: नमस्ते दुनिया। Thai: สวัสดีชาวโลก",
-    "Kawi 𑼄𑽁𑼅 musical 𝅘𝅥𝅮 𝅗𝅥 𝆹𝅥𝅯 and 𝅘𝅥𝅥𝅭 Vietnamese 𖿰𖿱 math 𝐀𝐁𝐂 𝔸𝔹",
-    "special tokens [MASK] [CLS] x[SEP]y [PAD][UNK] [mask] [ MASK ] [MASK",
-    "Mixed [Case] With Brackets And UPPER words, ümlaut Über",
-    f"a very long word {LONG_WORD} and {LONG_WORD[:99]} and {LONG_WORD[:101]}",
-    "URLs https://example.com/path?q=1&x=y#frag, e-mail a.b@c.org, ids BRCA1/2 p53 IL-6 10.1000/xyz123",
-    "numbers 3.14159 1,000,000 −42 ±0.5 1e-10 50% 2×3 ½ ¾ ²³ µg/mL °C",
-    "tokens unlikely in vocab: ꙮ ᚠᛇᚻ 𓀀 ⵣ ߷ ᎠᏍᎦ",
-    "\ud7ff\ue000 private use \U000f0000 and noncharacters \ufdd0\uffff",
-    " ".join(["the cell biology of p53 signalling"] * 150),
-]
-
-
-@pytest.fixture(scope="module")
-def beir_sample() -> list[str]:
-    """First 300 SciFact documents as `title + " " + text`."""
-    with zipfile.ZipFile(BEIR_DIR / "scifact.zip") as zf, zf.open("scifact/corpus.jsonl") as fh:
-        docs = [json.loads(line) for _, line in zip(range(300), fh, strict=False)]
-    return [(d["title"] + " " + d["text"]).strip() for d in docs]
-
-
-def _fuzz_texts(n: int, seed: int) -> list[str]:
-    """Random texts over a pool mixing ASCII, accents, marks, CJK, emoji, controls and spaces."""
-    rng = random.Random(seed)
-    pools = [
-        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
-        " \t\n\r\x0b\x0c\x1c\x85\xa0\u2003\u3000",
-        "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~¡¿«»—–…·",
-        "àáâãäåæçèéêëìíîïñòóôõöøùúûüýÿĀāĂăĄąİıŒœŠšŸŽž",
-        "\u0300\u0301\u0308\u0323\u093e\u094d\u0e31\U0001d165\U0001d16d\U00011f41",
-        "中文字符日本語한국어ㄱ",
-        "🎉🚀❤️👩‍👧🇫🇷\u200d\ufe0f",
-        "\x00\x01\x7f\u200b\u200c\u00ad\ufeff\ufffd",
-        "ΣσςΑΩ",
-    ]
-    out = []
-    for _ in range(n):
-        length = rng.randint(0, 80)
-        out.append("".join(rng.choice(rng.choice(pools)) for _ in range(length)))
-    return out
+from tests.ingest.encoder.texts import VARIED, fuzz_texts
 
 
 def test_token_ids_identical_on_varied_text(small_encoder: Encoder) -> None:
@@ -90,7 +27,7 @@ def test_token_ids_identical_on_varied_text(small_encoder: Encoder) -> None:
 
 
 def test_token_ids_identical_on_fuzz(small_encoder: Encoder) -> None:
-    texts = _fuzz_texts(400, seed=7)
+    texts = fuzz_texts(400, seed=7)
     assert small_encoder.token_ids(texts) == token_ids_reference(small_encoder.tokenizer, texts)
 
 
@@ -137,7 +74,7 @@ def test_fast_equals_sentence_transformers(small_encoder: Encoder, beir_sample: 
     from sentence_transformers import SentenceTransformer
 
     st = SentenceTransformer(str(small_encoder.location.path), device="cpu")
-    texts = VARIED + _fuzz_texts(100, seed=3) + beir_sample
+    texts = VARIED + fuzz_texts(100, seed=3) + beir_sample
     ref = np.asarray(st.encode(texts, normalize_embeddings=True), dtype=np.float32)
     got = small_encoder.encode(texts)
     assert got.dtype == np.float32 and got.shape == (len(texts), 64)
@@ -227,7 +164,7 @@ def test_caches_stay_exact_across_batches_and_resets(
 ) -> None:
     import ingest.encoder.wordpiece as wordpiece
 
-    texts = VARIED + _fuzz_texts(60, seed=5) + beir_sample[:120]
+    texts = VARIED + fuzz_texts(60, seed=5) + beir_sample[:120]
     enc = load_encoder(str(small_model_dir), data_dir=tmp_path)
     reference = enc.plain_encode(texts)
     whole = enc.encode(texts)
@@ -265,3 +202,24 @@ def test_table_summed_in_column_slices_matches_the_library(tmp_path: Path, beir_
     # The memory-mapped table stays readable after its pages were handed back.
     release_mapped_pages(enc.files.table)
     np.testing.assert_array_equal(np.asarray(enc.files.table[:3, :5]), slices[0][2].numpy()[:3, :5])
+
+
+def test_table_slices_are_copied_in_the_background_from_the_first_bag(
+    tmp_path: Path, beir_sample: list[str]
+) -> None:
+    path = build_random_static_model(tmp_path / "random-300", dim=300, seed=3)
+    texts = VARIED + beir_sample[:50]
+    counting = load_encoder(str(path), data_dir=tmp_path)
+    assert counting.count_tokens(texts) == [len(ids) for ids in counting.token_ids(texts)]
+    assert counting._fast._slicing is None and counting._fast._slices is None  # counting copies nothing
+    enc = load_encoder(str(path), data_dir=tmp_path)
+    bag = enc._fast.bag(texts)
+    assert enc._fast._slicing is not None  # started by the bag, joined by the first embed
+    got = enc._fast.embed(bag)
+    assert enc._fast._slicing is None and enc._fast._slices is not None
+    np.testing.assert_array_equal(got, counting.encode(texts))
+    assert np.abs(got - enc.plain_encode(texts)).max() < 1e-5
+    closing = load_encoder(str(path), data_dir=tmp_path)
+    closing._fast.bag(texts[:3])
+    closing.close()  # waits for the copy under way
+    assert closing._fast._slicing is None
