@@ -33,7 +33,9 @@ verified, docs/s overall and per stage, and RSS:
   per mode, the ratio between the two scales (excl. engine heap, then incl. it) and flag a mode that
   ran different architectures at the two scales (`auto`);
 - the engine's share: resident shard-file pages at the end of the load phase, and the index phase's
-  peak above the load phase's (HNSW build).
+  peak above the load phase's (HNSW build);
+- the HNSW build of each collection: wall and CPU seconds of its `build_index` (the engine's build
+  threads included), so the index phase can be read per dim and quantization.
 
 The model is normally `random-1024`: static-retrieval-mrl-en-v1's exact architecture (bert-base-
 uncased tokenizer, 30,522 × 1024 table) with random weights; speed does not depend on the weights.
@@ -113,6 +115,7 @@ def child(args: argparse.Namespace) -> None:
         t_load = time.perf_counter()
         load_cpu = _cpu(resource.RUSAGE_SELF)
         _emit({"phase": "index"})
+        index_per_collection = _time_builds(job.store)
         job.build_indexes()
         t_index = time.perf_counter()
         _emit({"phase": "verify"})
@@ -137,6 +140,7 @@ def child(args: argparse.Namespace) -> None:
                 "main_total": _cpu(resource.RUSAGE_SELF),
                 "encoder_workers": _cpu(resource.RUSAGE_CHILDREN),
             },
+            "index_per_collection": index_per_collection,
             "maxrss_mb": peak_rss_mb(),
         }
     )
@@ -207,6 +211,26 @@ def child_bare(args: argparse.Namespace) -> None:
         _emit({"phase": "done", "baseline_mb": baseline, "end_of_load_mb": resident_mb()})
     finally:
         store.close()
+
+
+def _time_builds(store: Any) -> dict[str, dict[str, float]]:
+    """Time each `store.build_index` call from now on: wall and this process's CPU seconds (the engine's
+    build threads included; the encoder workers are idle by then), filled in per collection as it runs."""
+    import resource
+
+    timings: dict[str, dict[str, float]] = {}
+    build = store.build_index
+
+    def timed(name: str) -> None:
+        wall, cpu = time.perf_counter(), _cpu(resource.RUSAGE_SELF)
+        build(name)
+        timings[name] = {
+            "wall_s": round(time.perf_counter() - wall, 1),
+            "cpu_s": round(_cpu(resource.RUSAGE_SELF) - cpu, 1),
+        }
+
+    store.build_index = timed
+    return timings
 
 
 def _cpu(who: int) -> float:
@@ -301,6 +325,7 @@ def run_scale(corpus: Path, mode: str, args: argparse.Namespace, data_dir: Path)
         "process_wall_s": round(time.perf_counter() - started, 1),
         "stage_seconds": stage,
         "cpu_seconds": done["cpu_seconds"],
+        "index_per_collection": done.get("index_per_collection", {}),
         "docs_per_s": {
             "overall": round(n_docs / done["seconds"]["total"]),
             "load_phase": round(n_docs / done["seconds"]["load"]),
@@ -423,6 +448,13 @@ def format_run(label: str, r: dict[str, Any]) -> str:
         f"HNSW build +{rss['engine_index_phase_above_load']:,} above the load phase peak",
         f"   load average before {r['load_average']['before']}, after {r['load_average']['after']}",
     ]
+    per = r.get("index_per_collection") or {}
+    if per:
+        lines.insert(
+            -1,
+            "   HNSW build per collection, wall / CPU s (CPU: this process, engine threads included): "
+            + ", ".join(f"{_short(n)} {t['wall_s']:.1f}/{t['cpu_s']:.1f}" for n, t in per.items()),
+        )
     if "engine_heap" in r:
         e = r["engine_heap"]
         lines.insert(
@@ -435,6 +467,11 @@ def format_run(label: str, r: dict[str, Any]) -> str:
         )
     lines.insert(2, f"   architecture: {_architecture(r['workers_used'])}")
     return "\n".join(lines)
+
+
+def _short(name: str) -> str:
+    # `corpus-171332-seed0-d1024-binary` -> `d1024-binary`
+    return name[name.rfind("-d") + 1 :] if "-d" in name else name
 
 
 def _architecture(workers: int) -> str:

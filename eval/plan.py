@@ -34,7 +34,11 @@ def open_eval_store(opts: EvalOptions) -> VectorStore:
     from ingest.stores import open_store
 
     return open_store(
-        data_dir=opts.data_dir, qdrant_url=opts.qdrant_url, timeout_s=opts.timeout_s, read_only=True
+        data_dir=opts.data_dir,
+        qdrant_url=opts.qdrant_url,
+        timeout_s=opts.timeout_s,
+        read_only=True,
+        retries=opts.retries,
     )
 
 
@@ -125,13 +129,54 @@ def configured_specs(
     return specs
 
 
+def _writer_active(store: VectorStore, name: str) -> bool | None:
+    """Whether an ingest is writing the collection now: True when its lock is held by a writer, False
+    when not, None when the store cannot tell (a server keeps no lock)."""
+    root = getattr(store, "root", None)
+    if getattr(store, "backend", None) != "edge" or root is None:
+        return None
+    from pathlib import Path
+
+    from ingest.errors import StoreError
+    from ingest.stores.lock import LOCK_FILE_NAME, CollectionLock
+
+    lock = CollectionLock(Path(root) / name / LOCK_FILE_NAME, name)
+    try:
+        lock.acquire(exclusive=False)
+    except StoreError:
+        return True
+    lock.release()
+    return False
+
+
+def _unfinished_advice(store: VectorStore, name: str, manifest: dict[str, Any]) -> str:
+    """What to do about a collection whose ingest has not finished, by whether one is running now."""
+    rerun = f"`python -m ingest {manifest.get('dataset') or '<dataset>'}` with the same options"
+    running = _writer_active(store, name)
+    if running:
+        return (
+            "an ingest is writing it now (it holds the collection's lock): wait for it to end, then rerun "
+            "this eval"
+        )
+    if running is False:
+        return f"no ingest is running, so the last one stopped before the end: rerun {rerun} to complete it"
+    return (
+        "an ingest may still be running: if so, wait for it to end and rerun this eval; if not, rerun "
+        f"{rerun} to complete it"
+    )
+
+
 def _skip_reason(store: VectorStore, spec: CollectionSpec, name: str, manifest: dict[str, Any]) -> str | None:
     """Why a configured collection cannot be evaluated, or None when it can."""
     if not store.collection_exists(name):
         return "does not exist (not ingested with this configuration)"
     status = manifest.get("status", "complete")
+    if status == "incomplete":
+        # The ingest's reason ends with what to run (complete the run, --sync, or --recreate).
+        why = manifest.get("reason") or "its points are not exactly the chunks of the ingested corpus"
+        return f"does not hold exactly the ingested corpus ({why})"
     if status != "complete":
-        return f"ingest not finished (status {status!r}): rerun the ingest to complete it"
+        return f"ingest not finished (status {status!r}): {_unfinished_advice(store, name, manifest)}"
     stored = manifest.get("spec") or {}
     if stored and (stored.get("dim"), stored.get("quantization")) != (spec.dim, spec.quantization):
         return (

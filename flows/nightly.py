@@ -124,6 +124,7 @@ def nightly_pipeline(
     """
     logger = get_run_logger()
     cfg = options if options is not None else IngestConfig()
+    # The task runner: STATIC_INGEST_TASK_RUNNER / STATIC_INGEST_DASK_ADDRESS of the worker (compose: dask).
     summary = ingest_corpus(target=target, options=cfg)
     changed = changed_documents(summary)
     skipped: str | None = None

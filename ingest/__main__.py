@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import logging
 import sys
@@ -96,11 +98,34 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s"
     )
     from ingest.pipeline import run_ingest
+    from ingest.sources.base import EmptySourceError
+    from ingest.supervise import EXIT_DISK_FULL, current_activity, disk_full_message, is_disk_full
 
+    target_dir: Path | None = None  # the data dir, once the options are valid
     try:
         cfg = config_from_args(args)
+        target_dir = cfg.data_dir
         summary = run_ingest(args.target, cfg, progress=not args.no_progress)
-    except IngestError as exc:
+    except EmptySourceError as exc:
+        print(f"warning: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # the engine's, SQLite's and the OS's out-of-space errors have no common type
+        if target_dir is not None and is_disk_full(exc):
+            print(disk_full_message(target_dir, *current_activity()), file=sys.stderr)
+            return EXIT_DISK_FULL
+        if not isinstance(exc, IngestError | OSError):
+            raise
+        if isinstance(exc, OSError):
+            from ingest.stores.lock import NOT_WRITABLE_ERRNOS
+
+            if exc.errno not in NOT_WRITABLE_ERRNOS:
+                raise
+            print(
+                f"error: {exc.filename or target_dir}: {(exc.strerror or str(exc)).lower()}: check the "
+                f"permissions of that path (an ingest writes under --data-dir {target_dir})",
+                file=sys.stderr,
+            )
+            return 2
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -113,5 +138,30 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if summary.verified else 1
 
 
+def run(argv: list[str] | None = None) -> int:
+    """The `python -m ingest` entry point: `main` in a supervised child process (`ingest.supervise`), so
+    that a disk filling under the engine's memory-mapped writes ends in one line and exit code 75
+    (`EXIT_DISK_FULL`) instead of a bare "Bus error". `build-model`, help, and arguments that do not
+    parse run unsupervised (they write no collection; `main` prints their message).
+
+    Args:
+        argv: The arguments (default `sys.argv[1:]`).
+
+    Returns:
+        The process exit code.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] == "build-model" or "-h" in argv or "--help" in argv:
+        return main(argv)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            cfg = config_from_args(build_parser().parse_args(argv))
+    except (IngestError, SystemExit):
+        return main(argv)  # says what is wrong with the arguments
+    from ingest.supervise import run_supervised
+
+    return run_supervised(lambda: main(argv), data_dir=cfg.data_dir)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

@@ -13,6 +13,7 @@ from ingest.optionmodel import OptionsError, cli_name, model_fields
 from ingest.options import (
     BINARY_ENCODINGS,
     DEFAULT_NAME_TEMPLATE,
+    DEFAULT_QUANTIZATIONS,
     ENV_BEIR_DIR,
     MATRYOSHKA_DIMS,
     QUANTIZATIONS,
@@ -151,7 +152,7 @@ def resolve_collections(cfg: IngestConfig, model_dim: int) -> list[CollectionSpe
     Raises:
         InputError: if a requested dim exceeds the model's dimension, or nothing is left.
     """
-    quantizations = tuple(cfg.quantizations or ("none", "binary"))
+    quantizations = tuple(cfg.quantizations or DEFAULT_QUANTIZATIONS)
     if cfg.collections:
         specs = [
             s

@@ -79,12 +79,20 @@ BOOKKEEPING_BYTES = 1 << 20
 
 
 class SpecLike(Protocol):
-    """What the estimate reads of a collection spec (`ingest.options.CollectionSpec` fits)."""
+    """What the estimate reads of a collection spec (`ingest.options.CollectionSpec` fits: read-only
+    members, so its frozen fields and Literal types match)."""
 
-    dim: int
-    quantization: str
-    hnsw_m: int
-    binary_encoding: str
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def quantization(self) -> str: ...
+
+    @property
+    def hnsw_m(self) -> int: ...
+
+    @property
+    def binary_encoding(self) -> str: ...
 
 
 @dataclass(frozen=True)

@@ -70,12 +70,38 @@ class CollectionSpec:
         "Qdrant's HNSW full_scan_threshold in KB of float32 vectors: a segment smaller than that answers "
         "by full scan; null keeps the engine default (10,000 KB)",
     )
+    # Qdrant cluster settings: applied by the server backend at creation and compared on reuse; the
+    # embedded engine (one local shard) ignores them with a warning. None keeps the server's default.
+    shard_number: PositiveInt | None = option(
+        None,
+        "Qdrant server: shards of the collection (default: 1 standalone, else one per node); fixed at "
+        "creation",
+    )
+    replication_factor: PositiveInt | None = option(
+        None, "Qdrant server: copies of each shard the cluster keeps (default 1)"
+    )
+    write_consistency_factor: PositiveInt | None = option(
+        None,
+        "Qdrant server: replicas that must acknowledge a write before it succeeds (default 1; at most "
+        "replication_factor)",
+    )
 
     @field_validator("scalar_quantile")
     @classmethod
     def _quantile_range(cls, value: float) -> float:
         if not 0.5 <= value <= 1.0:
             raise ValueError("must be in [0.5, 1], Qdrant's range")
+        return value
+
+    @field_validator("write_consistency_factor")
+    @classmethod
+    def _within_replicas(cls, value: int | None, info: Any) -> int | None:
+        replicas = info.data.get("replication_factor") or 1
+        if value is not None and value > replicas:
+            raise ValueError(
+                f"must be at most replication_factor = {replicas}: no write could be acknowledged by "
+                "more replicas than exist"
+            )
         return value
 
     def name(self, dataset: str) -> str:
@@ -109,10 +135,15 @@ class CollectionSpec:
             raise exc.renamed(lambda loc: f"{where}: {'.'.join(str(p) for p in loc)}") from None
 
 
+# The default matrix's quantizations: float, binary (1 bit) and scalar int8, so the eval compares them.
+DEFAULT_QUANTIZATIONS: tuple[Quantization, ...] = ("none", "binary", "scalar")
+
+
 def default_matrix(
-    model_dim: int, quantizations: tuple[str, ...] = ("none", "binary")
+    model_dim: int, quantizations: tuple[str, ...] = DEFAULT_QUANTIZATIONS
 ) -> list[CollectionSpec]:
-    """Return the default matrix: every Matryoshka dim up to the model's, × the given quantizations.
+    """Return the default matrix: every Matryoshka dim up to the model's, × the given quantizations
+    (default `none`, `binary`, `scalar`).
 
     A model whose dimension is not in the Matryoshka list (e.g. a 256-d stand-in) gets its own
     dimension plus every smaller Matryoshka dimension.
@@ -159,11 +190,16 @@ class StoreOptions:
     quantizations: list[Quantization] | None = option(
         None,
         "quantizations, comma-separated from none,binary,scalar, narrowing as --dims does "
-        "(default none,binary)",
+        "(default none,binary,scalar)",
         flag="--quantization",
     )
     timeout_s: PositiveFloat = option(
         60.0, "server request timeout in seconds (default 60)", flag="--timeout"
+    )
+    retries: NonNegativeInt = option(
+        5,
+        "server backend: retries of a failed request (each batch on its own), waiting 0.5 s, 1 s, 2 s, "
+        "... up to 16 s between attempts (default 5; 0: no retry)",
     )
 
     @model_validator(mode="before")
@@ -183,6 +219,20 @@ class IngestConfig(StoreOptions):
     )
     limit: NonNegativeInt | None = option(None, "ingest only the first N documents")
     recreate: StrictBool = option(False, "drop and recreate the collections (and checkpoints)")
+    allow_empty: StrictBool = option(
+        False,
+        "accept a source without documents: create its collections empty and mark them complete "
+        "(default: a warning and exit code 1)",
+    )
+    force: StrictBool = option(
+        False, "skip the free-space check before loading (embedded engine; a full disk still stops the run)"
+    )
+    sync: Literal["full", "incremental", "none"] | None = option(
+        None,
+        "full: skip unchanged documents, rewrite changed ones, delete those gone from the source; "
+        "incremental: the same without deleting; none: upsert everything (default: full, incremental "
+        "with --limit)",
+    )
     chunk_tokens: PositiveInt = option(512, "chunk window in tokens, title included (default 512)")
     chunk_overlap: NonNegativeInt = option(
         64, "tokens shared by consecutive windows, less than --chunk-tokens (default 64)"

@@ -3,6 +3,14 @@
 `IngestJob` holds the steps as separate functions so a Prefect flow can run them as coarse
 tasks; `IngestJob.run_batches` (which `run_ingest` calls) runs the same steps as a three-stage
 pipeline (read, encode, upsert) overlapping through bounded queues (`ingest.run_modes`).
+
+Each collection has a per-document record (`ingest.record`) and a generation id, written into its
+manifest when its shard is created and into its checkpoint: a checkpoint of another generation (a
+shard lost or recreated since) is void. The record decides what a batch needs (`ingest.sync`):
+unchanged documents are not encoded, changed ones are rewritten and their surplus chunks deleted,
+and with `--sync full` documents absent from the source are deleted once every batch is stored.
+A collection's manifest says `complete` only when its points are exactly the chunks its record
+expects after a run that stored every batch; otherwise `incomplete`, with the reason.
 """
 
 from __future__ import annotations
@@ -10,6 +18,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,16 +36,24 @@ from ingest.encode_batch import encode_docs
 from ingest.errors import CollectionMismatchError, IngestError, InputError
 from ingest.memory import peak_rss_mb, release_freed_memory
 from ingest.parallel import EncodeRecipe, choose_workers, size_hint
+from ingest.record import DocRecord
 from ingest.records import Chunk, Document, point_id
 from ingest.run_ids import new_run_id
 from ingest.run_modes import run_in_processes, run_threaded
 from ingest.stores.base import VectorStore
 from ingest.summary import IngestSummary
+from ingest.sync import BatchPlan, SeenIds, SyncCounts, content_hash, recipe_key, resolve_sync
 
 if TYPE_CHECKING:
     from ingest.sources.base import Rejection
 
 log = logging.getLogger(__name__)
+
+# Documents deleted per store call (and record transaction) when a full sync removes absent ones.
+DELETE_PAGE = 2_000
+# Source batches one batch of documents to encode may gather at most (a sync of a few changes): bounds
+# how long their checkpoints wait, and lets encoding overlap with reading.
+GROUP_BATCHES = 16
 
 
 def slice_vectors(vectors: np.ndarray, dims: set[int]) -> dict[int, np.ndarray]:
@@ -81,10 +99,32 @@ class IngestJob:
             "chunking": CHUNKING_SCHEME,
             "store_text": cfg.store_text,
         }
-        self.checkpoints = {
-            name: Checkpoint.load(self._checkpoint_path(name), self.fingerprint) for name in self.names
-        }
-        self.stage_seconds = {"read": 0.0, "encode": 0.0, "upsert": 0.0, "index": 0.0}
+        self.sync = resolve_sync(cfg.sync, cfg.limit)
+        # A `none` run leaves documents of unknown content that a checkpointed rerun must not skip.
+        self.fingerprint["sync"] = self.sync
+        self.recipe = recipe_key(
+            dataset=self.dataset,
+            model=self.model_info,
+            chunk_tokens=cfg.chunk_tokens,
+            chunk_overlap=cfg.chunk_overlap,
+            chunking=CHUNKING_SCHEME,
+            store_text=cfg.store_text,
+        )
+        # Filled by `_prepare_collections` once each collection's generation is known.
+        self.generations: dict[str, str] = {}
+        self.checkpoints: dict[str, Checkpoint] = {}
+        self.records: dict[str, DocRecord] = {}
+        self._scratch_records: list[Path] = []
+        self._payload_record = False
+        self._seen: SeenIds | None = None
+        self._plans: dict[int, BatchPlan] = {}
+        self._yielded: set[int] = set()
+        self._stored: set[int] = set()
+        self._read_all = False
+        self._synced = False
+        self.counts = SyncCounts()
+        self.docs_read = 0
+        self.stage_seconds = {"read": 0.0, "sync": 0.0, "encode": 0.0, "upsert": 0.0, "index": 0.0}
         self.resumed_batches = 0
         self.started = time.perf_counter()
         self.owns_store = True
@@ -115,6 +155,11 @@ class IngestJob:
         from ingest.sources import open_source
         from ingest.stores import open_store
 
+        if resolve_sync(cfg.sync, cfg.limit) == "full" and cfg.limit is not None:
+            raise InputError(
+                "--sync full deletes every document the source does not hold, and with --limit the run "
+                "reads only part of it: use --sync incremental (the default with --limit), or drop --limit"
+            )
         source = open_source(
             target,
             data_dir=cfg.data_dir,
@@ -136,12 +181,15 @@ class IngestJob:
         owns_store = store is None
         if store is None:
             store = open_store(data_dir=cfg.data_dir, qdrant_url=cfg.qdrant_url, timeout_s=cfg.timeout_s)
+        job: IngestJob | None = None
         try:
             job = cls(cfg, source, encoder, store, specs)
             job.owns_store = owns_store
             job._prepare_collections()
         except BaseException:
-            if owns_store:
+            if job is not None:
+                job.close()
+            elif owns_store:
                 store.close()
             raise
         return job
@@ -174,12 +222,50 @@ class IngestJob:
         pairs = sorted(
             zip(self.specs, self.names, strict=True), key=lambda p: not self.store.collection_exists(p[1])
         )
-        for spec, name in pairs:
-            self.store.ensure_collection(name, spec, recreate=self.cfg.recreate, defer_index=True)
-            if self.cfg.recreate:
-                self.checkpoints[name].clear()
+        created = {
+            name: self.store.ensure_collection(name, spec, recreate=self.cfg.recreate, defer_index=True)
+            for spec, name in pairs
+        }
         for spec, name in zip(self.specs, self.names, strict=True):
+            previous = {} if created[name] else self.store.get_metadata(name)
+            # A new shard, or one whose manifest never got a generation (created by a run killed before
+            # writing it, or by a version without generations): a new generation voids old checkpoints.
+            self.generations[name] = str(previous.get("generation") or "") or uuid.uuid4().hex
             self.store.set_metadata(name, self._manifest(spec, status="loading"))
+            self.records[name] = self._open_record(name)
+            self.checkpoints[name] = self._load_checkpoint(name)
+        if self.sync == "full":
+            where = self._checkpoint_path(self.names[0]).parent
+            self._seen = SeenIds.open(where, _safe(self.dataset))
+
+    def _load_checkpoint(self, name: str) -> Checkpoint:
+        """The collection's checkpoint if it is for this run's fingerprint and the shard's generation.
+
+        A void one (another corpus, options or generation) is replaced by an empty one now, before
+        anything is stored: left in place, it would outlive the batches this run stores.
+        """
+        cp = Checkpoint.load(self._checkpoint_path(name), self.fingerprint, self.generations[name])
+        # Documents of unknown content in the record belong to batches no checkpoint holds (a write cut
+        # short commits no checkpoint), or were left by `--sync none`, whose checkpoints carry another
+        # fingerprint (`sync` is part of it): either way they are planned again.
+        if cp.void:
+            cp.save()
+        return cp
+
+    def _open_record(self, name: str) -> DocRecord:
+        """The collection's record: its file inside the shard, or rebuilt from the points' payloads."""
+        generation = self.generations[name]
+        path = self.store.record_path(name)
+        if path is not None:
+            return DocRecord(path, generation=generation)
+        self._payload_record = True
+        scratch = self._checkpoint_path(name).with_name(f"{name}.record.sqlite")
+        scratch.parent.mkdir(parents=True, exist_ok=True)
+        self._scratch_records.append(scratch)
+        keys = ["doc_id", "chunk_no", "doc_hash", "chunk_count"]
+        return DocRecord.rebuild_from_payloads(
+            scratch, self.store.scroll_payloads(name, keys), generation=generation
+        )
 
     def _check_chunking(self, name: str, stored: dict[str, Any]) -> None:
         """Refuse to add chunks cut another way to a collection (they would sit beside the old ones)."""
@@ -199,6 +285,8 @@ class IngestJob:
 
     def _manifest(self, spec: CollectionSpec, status: str, **extra: Any) -> dict[str, Any]:
         return {
+            "generation": self.generations[spec.name(self.dataset)],
+            "sync": self.sync,
             "dataset": self.dataset,
             "source": self.source.describe(),
             "model": self.model_info,
@@ -206,6 +294,7 @@ class IngestJob:
             "chunk_tokens": self.cfg.chunk_tokens,
             "chunk_overlap": self.cfg.chunk_overlap,
             "chunking": CHUNKING_SCHEME,
+            "text_collection": self.names[0] if self.cfg.store_text else None,
             "status": status,
             "updated": datetime.now(UTC).isoformat(timespec="seconds"),
             **extra,
@@ -223,8 +312,17 @@ class IngestJob:
     # -- the steps ---------------------------------------------------------------------------------
 
     def pending_batches(self) -> Iterator[tuple[int, list[Document]]]:
-        """Numbered document batches not yet stored in every collection (bounded, streamed)."""
+        """Numbered batches still to store, each reduced to the documents it must encode (streamed).
+
+        Every document read is added to the run's seen set (`--sync full`). A source batch every
+        checkpoint holds is skipped (resumed); the others are planned against the records
+        (`plan_batch`), and their documents to encode are gathered until they fill a batch of
+        `batch_docs` (a fresh ingest: every source batch on its own; a sync: the few changed documents
+        of many source batches together). The last batch may hold no document: it is still stored,
+        which checkpoints the source batches it covers.
+        """
         remaining = self.cfg.limit
+        group: BatchPlan | None = None
         t0 = time.perf_counter()
         for batch_no, docs in enumerate(self.source.iter_batches(self.cfg.batch_docs)):
             if remaining is not None:
@@ -232,41 +330,169 @@ class IngestJob:
                 remaining -= len(docs)
             if docs:
                 self.stage_seconds["read"] += time.perf_counter() - t0
+                self.docs_read += len(docs)
+                if self._seen is not None:
+                    self._seen.add([d.id for d in docs])
                 if all(batch_no in cp.done for cp in self.checkpoints.values()):
                     self.resumed_batches += 1
+                    self.counts.unchanged += len(docs)  # stored at this content by an earlier run
                 else:
-                    yield batch_no, docs
+                    plan = self.plan_batch(batch_no, docs)
+                    group = plan if group is None else group.merge(plan)
+                    # The first documents to encode go at once (the encoder's first call is its slowest:
+                    # it then overlaps with reading); later ones wait for a full batch or GROUP_BATCHES.
+                    first = bool(group.docs) and not self._yielded
+                    full = len(group.docs) >= self.cfg.batch_docs
+                    if first or full or len(group.batches) >= GROUP_BATCHES:
+                        yield self._release(group)
+                        group = None
                 t0 = time.perf_counter()
             if remaining is not None and remaining <= 0:
                 break
         self.stage_seconds["read"] += time.perf_counter() - t0
+        if group is not None:
+            yield self._release(group)
+        self._read_all = True
+
+    def _release(self, plan: BatchPlan) -> tuple[int, list[Document]]:
+        self._plans[plan.batch_no] = plan
+        self._yielded.add(plan.batch_no)
+        return plan.batch_no, plan.docs
+
+    def plan_batch(self, batch_no: int, docs: list[Document]) -> BatchPlan:
+        """Decide, from each collection's record, which documents of a batch to encode and write where.
+
+        Args:
+            batch_no: The batch's position in the source.
+            docs: Its documents.
+
+        Returns:
+            The plan: with `--sync none` every document is written everywhere; otherwise a document
+            goes to each collection whose record lacks it or holds it at another content hash.
+        """
+        t0 = time.perf_counter()
+        hashes = {d.id: content_hash(d, self.recipe) for d in docs}
+        ids = list(hashes)
+        old: dict[str, dict[str, int]] = {}
+        held: set[str] = set()
+        same: dict[str, int] = {}
+        considered = 0
+        for name in self.names:
+            if batch_no in self.checkpoints[name].done:
+                old[name] = {}
+                continue
+            considered += 1
+            entries = self.records[name].lookup(ids)
+            held.update(entries)
+            need: dict[str, int] = {}
+            for doc_id in ids:
+                entry = entries.get(doc_id)
+                if entry is not None and entry.hash == hashes[doc_id]:
+                    same[doc_id] = same.get(doc_id, 0) + 1
+                    if self.sync != "none":
+                        continue
+                need[doc_id] = entry.chunks if entry is not None else 0
+            old[name] = need
+        needed = set().union(*old.values())
+        work = [d for d in docs if d.id in needed]
+        plan = BatchPlan(
+            batch_no,
+            {batch_no: len(docs)},
+            work,
+            {d.id: hashes[d.id] for d in work},
+            dict.fromkeys(needed, batch_no),
+            old,
+        )
+        plan.unchanged = sum(1 for d in ids if same.get(d, 0) == considered)
+        plan.added = sum(1 for d in ids if d not in held)
+        plan.changed = len(ids) - plan.unchanged - plan.added
+        self.stage_seconds["sync"] += time.perf_counter() - t0
+        return plan
 
     def encode_batch(self, batch_no: int, docs: list[Document]) -> EncodedBatch:
-        """Chunk and encode one batch at the model's full dimension."""
+        """Chunk and encode one batch at the model's full dimension.
+
+        `docs` are the documents `pending_batches` yielded for it; a batch it did not yield is planned
+        here first, and only the documents its plan needs are encoded.
+        """
+        if batch_no not in self._plans:
+            docs = self._release(self.plan_batch(batch_no, docs))[1]
         batch = encode_docs(self.chunker, self.encoder, batch_no, docs)
         self.stage_seconds["encode"] += batch.seconds
         return batch
 
     def store_batch(self, batch: EncodedBatch) -> BatchResult:
-        """Upsert one encoded batch into every collection, flush, then checkpoint it."""
+        """Write one encoded batch into every collection as its plan says, flush, then record and checkpoint.
+
+        Per collection: commit an intent in the record, upsert the chunks of the documents the plan
+        writes there, delete their chunks beyond the new count (not with `--sync none`), flush, write
+        the record rows, checkpoint the source batches the plan covers.
+
+        Raises:
+            ValueError: the batch was not planned by this job (`pending_batches` / `encode_batch`).
+        """
+        plan = self._plans.get(batch.batch_no)
+        if plan is None:
+            raise ValueError(f"batch {batch.batch_no} was not planned by this job (use encode_batch)")
         t0 = time.perf_counter()
+        new = Counter(c.doc_id for c in batch.chunks)
         ids = [point_id(self.dataset, c.doc_id, c.chunk_no) for c in batch.chunks]
-        payloads = [self._payload(c) for c in batch.chunks]
+        payloads = [self._payload(c, plan.hashes.get(c.doc_id, ""), new[c.doc_id]) for c in batch.chunks]
+        # issue 14: the chunk text once per dataset, in the first collection (`text_collection` in the
+        # manifests); the others join on the point id, the same uuid5 in every collection.
+        bare = [{k: v for k, v in p.items() if k != "text"} for p in payloads]
         sliced = slice_vectors(batch.vectors, {s.dim for s in self.specs})
         for spec, name in zip(self.specs, self.names, strict=True):
             cp = self.checkpoints[name]
-            if batch.batch_no in cp.done:
-                continue
-            if ids:
-                self.store.upsert(name, ids, sliced[spec.dim], payloads)
-            self.store.flush(name)
-            cp.mark(batch.batch_no, batch.docs, len(batch.chunks))
-        del ids, payloads, sliced
+            need = plan.old.get(name, {})
+            rows = list(range(len(ids)))
+            if len(need) < len(plan.docs):
+                rows = [i for i, c in enumerate(batch.chunks) if c.doc_id in need]
+            if need:
+                texts = payloads if name == self.names[0] else bare
+                self._write(name, sliced[spec.dim], ids, texts, rows, need, new, plan.hashes)
+            chunks = Counter(plan.source_of[batch.chunks[i].doc_id] for i in rows)
+            cp.mark_many({b: (n, chunks[b]) for b, n in plan.batches.items() if b not in cp.done})
+        del ids, payloads, bare, sliced
+        self._plans.pop(batch.batch_no, None)
+        self._stored.add(batch.batch_no)
+        self.counts.count(plan, len(batch.chunks))
         release_freed_memory()
         seconds = time.perf_counter() - t0
-        log.debug("stored batch %d (%d docs, %d chunks)", batch.batch_no, batch.docs, len(batch.chunks))
+        for batch_no in plan.batches:  # one line per source batch (the kill/resume harness reads them)
+            log.debug("stored batch %d (%d docs, %d chunks)", batch_no, batch.docs, len(batch.chunks))
         self.stage_seconds["upsert"] += seconds
         return BatchResult(batch.batch_no, batch.docs, len(batch.chunks), seconds)
+
+    def _write(
+        self,
+        name: str,
+        vectors: np.ndarray,
+        ids: list[str],
+        payloads: list[dict[str, Any]],
+        rows: list[int],
+        need: dict[str, int],
+        new: Counter[str],
+        hashes: dict[str, str],
+    ) -> None:
+        """Write the planned documents of one batch into one collection (see `store_batch`)."""
+        record = self.records[name]
+        intent = record.begin([(d, max(old, new[d])) for d, old in need.items()])
+        if rows:
+            if len(rows) == len(ids):
+                self.store.upsert(name, ids, vectors, payloads)
+            else:
+                self.store.upsert(name, [ids[i] for i in rows], vectors[rows], [payloads[i] for i in rows])
+        entries: list[tuple[str, str | None, int]]
+        if self.sync == "none":  # upsert only: a shortened document keeps its old chunks, content unknown
+            entries = [(d, hashes[d] if new[d] >= old else None, max(old, new[d])) for d, old in need.items()]
+        else:
+            surplus = [point_id(self.dataset, d, k) for d, old in need.items() for k in range(new[d], old)]
+            if surplus:
+                self.store.delete_points(name, surplus)
+            entries = [(d, hashes[d], new[d]) for d in need]
+        self.store.flush(name)
+        record.commit(intent, entries)
 
     def run_batches(self, *, progress: bool = False, workers: int | None = None) -> int:
         """Chunk, encode and store every pending batch, reading, encoding and upserting in parallel.
@@ -305,7 +531,7 @@ class IngestJob:
         """Chunk, encode and store one batch (the unit a flow task runs)."""
         return self.store_batch(self.encode_batch(batch_no, docs))
 
-    def _payload(self, chunk: Chunk) -> dict[str, Any]:
+    def _payload(self, chunk: Chunk, doc_hash: str, chunk_count: int) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "doc_id": chunk.doc_id,
             "chunk_no": chunk.chunk_no,
@@ -315,73 +541,167 @@ class IngestJob:
         }
         if self.cfg.store_text:
             payload["text"] = chunk.text
+        if self._payload_record:  # the server's record lives in the points (see `ingest.record`)
+            payload["doc_hash"] = doc_hash
+            payload["chunk_count"] = chunk_count
         return payload
 
     def build_indexes(self) -> None:
-        """Build HNSW (and quantized storage) in every collection once the bulk load is over."""
+        """Build HNSW (and quantized storage) in every collection once the bulk load (and `finish_sync`,
+        run here first) is over."""
+        self.finish_sync()
         t0 = time.perf_counter()
         for name in self.names:
             log.debug("indexing %s", name)
             self.store.build_index(name)
         self.stage_seconds["index"] += time.perf_counter() - t0
 
+    @property
+    def all_stored(self) -> bool:
+        """Whether the source was read to the end and every batch yielded for storing was stored."""
+        return self._read_all and self._yielded <= self._stored
+
+    def finish_sync(self) -> None:
+        """With `--sync full`, delete the documents the records hold but the source no longer has.
+
+        Runs once, and only after every batch of the run is stored (else it does nothing: a run that
+        stopped early has not seen the whole source). Skipped, with a warning, when records were
+        rejected (`--on-error skip`): a rejected document is absent from the run, not from the source.
+        Each page of documents is deleted from the store, flushed, then dropped from the record, so a
+        run killed in between deletes them again.
+        """
+        if self._synced or not self.all_stored:
+            return
+        self._synced = True
+        if self._seen is None:
+            return
+        rejected = self.source.counters.rejected_count
+        if rejected:
+            self.counts.deletions_skipped = f"{rejected} record(s) rejected"
+            log.warning(
+                "not deleting documents absent from the source: %d record(s) were rejected, so the run did "
+                "not see the whole source (fix them and rerun to sync deletions)",
+                rejected,
+            )
+            return
+        log.debug("deleting documents absent from the source")
+        t0 = time.perf_counter()
+        for name in self.names:
+            record = self.records[name]
+            deleted = 0
+            while page := record.absent(self._seen.path, DELETE_PAGE):
+                ids = [point_id(self.dataset, doc_id, k) for doc_id, chunks in page for k in range(chunks)]
+                if ids:
+                    self.store.delete_points(name, ids)
+                self.store.flush(name)
+                record.forget([doc_id for doc_id, _ in page])
+                deleted += len(page)
+            self.counts.deleted = max(self.counts.deleted, deleted)
+        self.stage_seconds["sync"] += time.perf_counter() - t0
+
+    def problems(self, counts: dict[str, int]) -> dict[str, str]:
+        """Why each collection is not exactly the chunks its record expects (collections without a problem
+        are left out).
+
+        Args:
+            counts: The point count of every collection.
+
+        Returns:
+            Collection name → the reason, ending with what to run.
+        """
+        out: dict[str, str] = {}
+        for name in self.names:
+            record = self.records[name]
+            expected = record.total_chunks()
+            unknown = record.unknown_count()
+            if not self.all_stored:
+                out[name] = "not every batch of the source was stored: rerun the ingest to complete it"
+            elif counts[name] != expected:
+                out[name] = (
+                    f"{counts[name]} points, but its record expects {expected} chunks (points written by "
+                    "something else, or lost): rerun with --recreate to rebuild it"
+                )
+            elif unknown:
+                out[name] = (
+                    f"{unknown} document(s) may keep chunks of an older version (written with --sync none, "
+                    "or cut short): rerun with --sync incremental or full"
+                )
+        return out
+
     def verify_counts(self) -> dict[str, int]:
-        """Check every collection holds exactly one point per stored chunk.
+        """Check every collection holds exactly the chunks its record expects (after `finish_sync`).
 
         Returns:
             The point count per collection.
 
         Raises:
-            IngestError: naming each collection whose count differs.
+            IngestError: naming each collection that does not, with the reason and what to run.
         """
+        self.finish_sync()
         counts = {name: self.store.count(name) for name in self.names}
-        wrong = {n: (c, self.expected_chunks(n)) for n, c in counts.items() if c != self.expected_chunks(n)}
-        if wrong:
-            detail = "; ".join(f"{n}: {c} points, expected {e}" for n, (c, e) in wrong.items())
-            raise IngestError(
-                f"point counts do not match the chunks ingested ({detail}). The collection may hold points "
-                "from an earlier run over a different corpus or limit: rerun with --recreate."
-            )
+        problems = self.problems(counts)
+        if problems:
+            raise IngestError(_problem_text(problems))
         return counts
 
     def expected_chunks(self, name: str) -> int:
-        """Chunks recorded in the checkpoint of a collection."""
-        return sum(v["chunks"] for v in self.checkpoints[name].done.values())
+        """The chunks a collection should hold: the sum of its record's chunk counts."""
+        return self.records[name].total_chunks()
 
     def finalize(self, *, build_index: bool = True) -> IngestSummary:
-        """Build indexes, verify counts, write the manifests and the run summary."""
+        """Finish the sync, build indexes, check the collections, write the manifests and the run summary.
+
+        A collection's manifest says `complete` only when every batch was stored and its points are
+        exactly the chunks of its record; otherwise `incomplete`, with `reason`.
+        """
+        self.finish_sync()
         if build_index:
             self.build_indexes()
         log.debug("verifying point counts")
-        verified = True
-        try:
-            counts = self.verify_counts()
-        except IngestError as exc:
-            log.warning("%s", exc)
-            verified = False
-            counts = {name: self.store.count(name) for name in self.names}
-        first = self.checkpoints[self.names[0]].done
+        counts = {name: self.store.count(name) for name in self.names}
+        problems = self.problems(counts)
+        if problems:
+            log.warning("%s", _problem_text(problems))
+        first = self.records[self.names[0]]
         summary = IngestSummary(
             dataset=self.dataset,
             source=self.source.describe(),
             model=self.model_info,
             backend=self.store.backend,
-            docs=sum(v["docs"] for v in first.values()),
-            chunks=sum(v["chunks"] for v in first.values()),
+            docs=self.docs_read,
+            chunks=first.total_chunks(),
             skipped_empty=self.source.counters.skipped_empty,
             rejected=self.source.counters.rejected_count,
             resumed_batches=self.resumed_batches,
             points=counts,
-            verified=verified,
+            verified=not problems,
             seconds=time.perf_counter() - self.started,
             stage_seconds={k: round(v, 2) for k, v in self.stage_seconds.items()},
             peak_rss_mb=peak_rss_mb(),
+            sync=self.sync,
+            added=self.counts.added,
+            changed=self.counts.changed,
+            unchanged=self.counts.unchanged,
+            deleted=self.counts.deleted,
+            encoded_docs=self.counts.encoded_docs,
+            encoded_chunks=self.counts.encoded_chunks,
+            deletions_skipped=self.counts.deletions_skipped,
+            status={name: problems.get(name, "complete") for name in self.names},
         )
         for spec, name in zip(self.specs, self.names, strict=True):
+            record = self.records[name]
+            state: dict[str, Any] = {"status": "complete"}
+            if name in problems:
+                state = {"status": "incomplete", "reason": problems[name]}
             self.store.set_metadata(
                 name,
                 self._manifest(
-                    spec, status="complete", docs=summary.docs, chunks=summary.chunks, points=counts[name]
+                    spec,
+                    docs=record.doc_count(),
+                    chunks=record.total_chunks(),
+                    points=counts[name],
+                    last_run=self.run_id,
+                    **state,
                 ),
             )
         summary.run_dir = str(self._write_run_dir(summary))
@@ -401,6 +721,15 @@ class IngestJob:
         if self._rejected_file is not None:
             self._rejected_file.close()
             self._rejected_file = None
+        for record in self.records.values():
+            record.close()
+        self.records.clear()
+        for scratch in self._scratch_records:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{scratch}{suffix}").unlink(missing_ok=True)
+        if self._seen is not None:
+            self._seen.close()
+            self._seen = None
         if self.owns_store:
             self.store.close()
 
@@ -446,6 +775,10 @@ def workers_for(job: IngestJob) -> int:
     return choose_workers(
         job.cfg.workers, size_hint(job.source.describe()), job.cfg.limit, collections=len(job.names)
     )
+
+
+def _problem_text(problems: dict[str, str]) -> str:
+    return "collections not complete: " + "; ".join(f"{name}: {why}" for name, why in problems.items())
 
 
 def _safe(text: str) -> str:

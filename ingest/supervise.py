@@ -47,6 +47,7 @@ DISK_FULL_MARKERS = (
     "Disk quota exceeded",
     "os error 28",
     "Not enough space available for optimization",
+    "database or disk is full",  # SQLite's SQLITE_FULL (the ingest's per-document record)
 )
 # Below this much free space after a SIGBUS, the disk is taken to be full.
 FULL_MARGIN_BYTES = 64 << 20
@@ -71,6 +72,11 @@ def set_activity(text: str, need_bytes: int | None = None) -> None:
         _activity[:_NEED_BYTES] = struct.pack("<Q", max(0, int(need_bytes)))
     data = text.encode("utf-8", "replace")[: _ACTIVITY_BYTES - _NEED_BYTES - 1]
     _activity[_NEED_BYTES:_ACTIVITY_BYTES] = data + b"\0" * (_ACTIVITY_BYTES - _NEED_BYTES - len(data))
+
+
+def current_activity() -> tuple[str, int | None]:
+    """What `set_activity` last recorded in this supervised run, and the estimate: ("", None) outside one."""
+    return _read_activity(_activity) if _activity is not None else ("", None)
 
 
 def _read_activity(buf: mmap.mmap) -> tuple[str, int | None]:

@@ -259,6 +259,9 @@ class BaseSource(ABC):
         # Called with every rejection as it is made (the pipeline appends each to rejected.jsonl).
         self.on_reject: Callable[[Rejection], None] | None = None
         self._plan: DuplicatePlan | None = None
+        # `(first, last)` record position of every batch the current `iter_batches` pass yielded (the
+        # partitions of a flow are read back by position, see `read_span`).
+        self.batch_spans: list[tuple[int, int]] = []
 
     @abstractmethod
     def _records(self) -> Iterator[tuple[int, Document | BadRecord]]:
@@ -367,8 +370,10 @@ class BaseSource(ABC):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.counters.reset()
+        self.batch_spans = []
         plan = self.duplicate_plan()
         batch: list[Document] = []
+        first = 0
         for pos, item in self._guarded(self._records()):
             if isinstance(item, BadRecord):
                 if self.on_error == "fail":
@@ -384,13 +389,17 @@ class BaseSource(ABC):
             if not item.title.strip() and not item.text.strip():
                 self.counters.skipped_empty += 1
                 continue
+            if not batch:
+                first = pos
             batch.append(item)
             if len(batch) >= batch_size:
                 self.counters.docs += len(batch)
+                self.batch_spans.append((first, pos))
                 yield batch
                 batch = []
         if batch:
             self.counters.docs += len(batch)
+            self.batch_spans.append((first, pos))
             yield batch
         self.counters.complete = True
         if self.counters.rejected_count:
@@ -399,6 +408,72 @@ class BaseSource(ABC):
             if not self.allow_empty:
                 raise EmptySourceError(self.empty_message(), self.counters)
             self.warn(self.empty_message().replace(f", or {ALLOW_EMPTY_HINT}", " (allowed: --allow-empty)"))
+
+    def seek_hint(self, position: int) -> dict[str, Any]:
+        """Where a reader may start to reach record `position` fast (plain data, see `_records_from`).
+
+        Args:
+            position: A record position this source object has already read past.
+
+        Returns:
+            Source-specific hints (empty: read from the start and skip).
+        """
+        return {}
+
+    def _records_from(
+        self, start: int, stop: int, hint: dict[str, Any]
+    ) -> Iterator[tuple[int, Document | BadRecord]]:
+        """Yield `_records` from position `start` through `stop` (sources override it to seek)."""
+        for pos, item in self._records():
+            if pos > stop:
+                return
+            if pos >= start:
+                yield pos, item
+
+    def read_span(
+        self,
+        start: int,
+        stop: int,
+        ids: list[str],
+        *,
+        hint: dict[str, Any] | None = None,
+        drop: frozenset[int] = frozenset(),
+    ) -> list[Document]:
+        """Read back the documents `ids` from the records at positions `start` through `stop`.
+
+        A flow's partition task calls this on its own source object: `iter_batches` of the planning
+        pass recorded the span of every batch (`batch_spans`) and the ids it kept; bad records, empty
+        documents and other ids are passed over without counting (the planning pass counted them).
+
+        Args:
+            start: First record position of the span.
+            stop: Last record position of the span (inclusive).
+            ids: The ids to return, in corpus order.
+            hint: `seek_hint(start)` of the planning source (where to start reading).
+            drop: Positions the duplicate policy dropped.
+
+        Returns:
+            The documents, in corpus order.
+
+        Raises:
+            InputError: a document is missing from the span (the source changed since it was planned),
+                or the source cannot be read.
+        """
+        wanted = set(ids)
+        found: list[Document] = []
+        for pos, item in self._guarded(self._records_from(start, stop, hint or {})):
+            if isinstance(item, BadRecord) or pos in drop or item.id not in wanted:
+                continue
+            found.append(item)
+            wanted.discard(item.id)
+            if not wanted:
+                break
+        if wanted:
+            raise InputError(
+                f"{self.display}: {len(wanted)} document(s) planned at positions {start}-{stop} are no "
+                f"longer there (e.g. {sorted(wanted)[0]!r}): the source changed during the run; run again"
+            )
+        return found
 
     def iter_documents(self, batch_size: int = 1024) -> Iterator[Document]:
         """Yield documents one by one (same policies and counters as `iter_batches`)."""

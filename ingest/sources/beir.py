@@ -33,6 +33,8 @@ from ingest.sources.registry import BEIR_REPRODUCE_URL, BeirDataset, get_beir_da
 CORPUS_FILE = "corpus.jsonl"
 QUERIES_FILE = "queries.jsonl"
 READ_BUFFER = 1 << 20
+# Every this many lines of corpus.jsonl a pass records the byte offset (partition reads seek to it).
+OFFSET_EVERY = 1024
 MAX_MISSING_SHOWN = 20
 
 
@@ -443,6 +445,7 @@ class BeirSource(BaseSource):
         self._corpus = corpus_file
         self._corpus_sha256: str | None = None
         self._corpus_lines: int | None = None
+        self._line_offsets: dict[int, int] = {}
 
     @property
     def display(self) -> str:
@@ -466,6 +469,33 @@ class BeirSource(BaseSource):
     def _records(self) -> Iterator[tuple[int, Document | BadRecord]]:
         with self._files.open(self._corpus) as fh:
             for lineno, raw in numbered_lines(fh):
+                if lineno % OFFSET_EVERY == 0:  # the next line starts here (for `seek_hint`)
+                    self._line_offsets[lineno + 1] = fh.tell()
+                item = parse_corpus_line(raw, f"{self.display}:{lineno}")
+                if item is not None:
+                    yield lineno, item
+
+    def seek_hint(self, position: int) -> dict[str, Any]:
+        """The nearest line at or before `position` whose byte offset a pass recorded."""
+        line = position - (position - 1) % OFFSET_EVERY
+        offset = self._line_offsets.get(line)
+        return {"line": line, "offset": offset} if offset is not None else {}
+
+    def _records_from(
+        self, start: int, stop: int, hint: dict[str, Any]
+    ) -> Iterator[tuple[int, Document | BadRecord]]:
+        line, offset = int(hint.get("line", 1)), int(hint.get("offset", 0))
+        if line > start or line <= 1:
+            line, offset = 1, 0
+        with self._files.open(self._corpus) as fh:
+            # A zip member seeks by decompressing up to the offset (no extraction needed).
+            fh.seek(offset)
+            lines = numbered_lines(fh) if line == 1 else enumerate(fh, start=line)
+            for lineno, raw in lines:
+                if lineno > stop:
+                    return
+                if lineno < start:
+                    continue
                 item = parse_corpus_line(raw, f"{self.display}:{lineno}")
                 if item is not None:
                     yield lineno, item

@@ -242,6 +242,24 @@ class HFSource(BaseSource):
                 yield pos, self._document(pos, doc_id, text, title)
                 pos += 1
 
+    def _records_from(
+        self, start: int, stop: int, hint: dict[str, Any]
+    ) -> Iterator[tuple[int, Document | BadRecord]]:
+        """The rows `start` through `stop`: a contiguous index range of a map-style dataset."""
+        if not hasattr(self.dataset, "select") or not hasattr(self.dataset, "__len__"):
+            yield from super()._records_from(start, stop, hint)  # a streamed dataset: read and skip
+            return
+        cols = [self.id_col, self.text_col] + ([self.title_col] if self._has_title and self.title_col else [])
+        rows = self._select(cols).select(range(start, min(stop + 1, len(self.dataset))))
+        pos = start
+        for batch in rows.iter(batch_size=READ_ROWS):
+            ids = batch[self.id_col]
+            texts = batch[self.text_col]
+            titles = batch[self.title_col] if len(cols) == 3 else [None] * len(ids)
+            for doc_id, text, title in zip(ids, texts, titles, strict=True):
+                yield pos, self._document(pos, doc_id, text, title)
+                pos += 1
+
     def _document(self, pos: int, doc_id: Any, text: Any, title: Any) -> Document | BadRecord:
         location = self._where(pos)
         if (

@@ -63,7 +63,9 @@ def expand_parquet_target(target: str) -> list[Path]:
     raise InputError(f"{path} does not exist: check the path")
 
 
-def iter_record_batches(path: Path, columns: list[str], batch_size: int) -> Iterator[pa.RecordBatch]:
+def iter_record_batches(
+    path: Path, columns: list[str], batch_size: int, *, first_group: int = 0
+) -> Iterator[pa.RecordBatch]:
     """Yield record batches of `columns` from one Parquet file, one row group at a time.
 
     Memory stays bounded by one row group, whatever the file's size: the live Arrow memory of one
@@ -76,6 +78,7 @@ def iter_record_batches(path: Path, columns: list[str], batch_size: int) -> Iter
         path: The Parquet file.
         columns: The columns to read, in order.
         batch_size: Rows per record batch at most.
+        first_group: The first row group to read (a partition's; earlier ones are not read).
 
     Raises:
         InputError: the file or one of its row groups cannot be read (naming the file and the group).
@@ -89,7 +92,7 @@ def iter_record_batches(path: Path, columns: list[str], batch_size: int) -> Iter
     except (pa.ArrowException, OSError) as exc:
         raise InputError(unreadable_message(path, exc)) from exc
     with parquet:
-        for group in range(parquet.num_row_groups):
+        for group in range(first_group, parquet.num_row_groups):
             # One thread: Arrow's decoding threads keep allocator pages of their own, and reading is
             # a small share of an ingest (the encoder is the bottleneck).
             batches = parquet.iter_batches(
@@ -257,6 +260,43 @@ class ParquetSource(BaseSource):
                             Document(id=str(doc_id), title=title or "", text=text or "", location=location),
                         )
                     pos += 1
+
+    def _records_from(
+        self, start: int, stop: int, hint: dict[str, Any]
+    ) -> Iterator[tuple[int, Document | BadRecord]]:
+        """The records at positions `start` through `stop`: only the files and row groups that hold them."""
+        import pyarrow.parquet as pq
+
+        for i, f in enumerate(self.files):
+            end = self._starts[i + 1] if i + 1 < len(self.files) else self.num_rows
+            if end <= start or self._starts[i] > stop:
+                continue
+            with pq.ParquetFile(f) as meta:
+                sizes = [meta.metadata.row_group(g).num_rows for g in range(meta.num_row_groups)]
+            pos = self._starts[i]
+            first_group = 0
+            while first_group < len(sizes) and pos + sizes[first_group] <= start:
+                pos += sizes[first_group]
+                first_group += 1
+            cols = self._columns(i)
+            for batch in iter_record_batches(f, cols, READ_ROWS, first_group=first_group):
+                ids = batch.column(0).to_pylist()
+                texts = batch.column(1).to_pylist()
+                titles = batch.column(2).to_pylist() if len(cols) == 3 else [None] * len(ids)
+                for doc_id, text, title in zip(ids, texts, titles, strict=True):
+                    if pos > stop:
+                        return
+                    if pos >= start:
+                        yield pos, self._row(f, pos - self._starts[i], doc_id, text, title)
+                    pos += 1
+
+    def _row(self, f: Path, row: int, doc_id: Any, text: Any, title: Any) -> Document | BadRecord:
+        location = f"{f}#{row}"
+        if doc_id is None or not str(doc_id).strip():
+            return BadRecord(
+                "missing_id", location, f"column {self.id_col!r} is null or empty", "give the row an id"
+            )
+        return Document(id=str(doc_id), title=title or "", text=text or "", location=location)
 
     def sha256(self) -> str:
         """Return a sha256 of the files (one file: its own sha256; several: of their sha256 lines)."""

@@ -20,6 +20,7 @@ def open_store(
     timeout_s: float = 60.0,
     read_only: bool = False,
     prefer_grpc: bool = True,
+    retries: int | None = None,
 ) -> VectorStore:
     """Open the store an ingest or eval writes to / reads from.
 
@@ -30,6 +31,7 @@ def open_store(
         timeout_s: Server request timeout in seconds.
         read_only: Embedded store only: take shared locks and refuse writes (for evals).
         prefer_grpc: Server only: talk gRPC (port 6334) instead of REST.
+        retries: Server only: retries of a failed request (None: `ServerStore`'s default, 5).
 
     Returns:
         An `EdgeStore` or a `ServerStore`.
@@ -41,4 +43,6 @@ def open_store(
     from ingest.stores.server import ServerStore
 
     key = api_key if api_key is not None else os.environ.get(API_KEY_ENV) or None
-    return ServerStore(qdrant_url, key, prefer_grpc=prefer_grpc, timeout_s=timeout_s)
+    if retries is None:
+        return ServerStore(qdrant_url, key, prefer_grpc=prefer_grpc, timeout_s=timeout_s)
+    return ServerStore(qdrant_url, key, prefer_grpc=prefer_grpc, timeout_s=timeout_s, max_retries=retries)

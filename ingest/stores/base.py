@@ -7,10 +7,12 @@ translation of `SearchParams` into either library's classes, and the checks of v
 
 from __future__ import annotations
 
+import logging
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, Self, TypeVar, runtime_checkable
 
 import numpy as np
@@ -19,6 +21,8 @@ from ingest.config import CollectionSpec
 from ingest.errors import CollectionMismatchError, InputError
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,19 @@ class VectorStore(Protocol):
         """Every point id in the collection."""
         ...
 
+    def delete_points(self, name: str, ids: list[str]) -> None:
+        """Delete points by id (ids not present are ignored); durable once `flush` returns."""
+        ...
+
+    def record_path(self, name: str) -> Path | None:
+        """Where the ingest keeps the collection's per-document record (`ingest.record`).
+
+        Returns:
+            A file path inside the collection's own storage (so it is lost with it), or None when the
+            backend keeps no file: the record is then rebuilt from the points' payloads.
+        """
+        ...
+
     def collection_exists(self, name: str) -> bool:
         """Whether the collection exists."""
         ...
@@ -162,13 +179,16 @@ SPEC_KEYS: tuple[str, ...] = (
 )
 # Keys of SPEC_KEYS that only describe a quantized collection (None where they do not apply).
 QUANTIZATION_DETAIL_KEYS: tuple[str, ...] = ("binary_encoding", "scalar_quantile", "always_ram")
+# Qdrant cluster settings of a request: a server applies and reports them; the embedded engine cannot.
+CLUSTER_KEYS: tuple[str, ...] = ("shard_number", "replication_factor", "write_consistency_factor")
 
 
 def requested_config(spec: CollectionSpec) -> dict[str, Any]:
     """The engine-level configuration a spec asks for, in the flat shape of `collection_spec()`.
 
     Keys that do not apply (e.g. `binary_encoding` of a scalar collection) or that the spec leaves to
-    the engine (`full_scan_threshold=None`) are None.
+    the engine (`full_scan_threshold=None`, a cluster setting left unset) are None. The cluster settings
+    (`CLUSTER_KEYS`) follow the keys of `SPEC_KEYS`.
     """
     binary = spec.quantization == "binary"
     scalar = spec.quantization == "scalar"
@@ -183,6 +203,9 @@ def requested_config(spec: CollectionSpec) -> dict[str, Any]:
         "hnsw_ef_construct": spec.hnsw_ef_construct,
         "full_scan_threshold": spec.full_scan_threshold,
         "on_disk": spec.on_disk,
+        "shard_number": spec.shard_number,
+        "replication_factor": spec.replication_factor,
+        "write_consistency_factor": spec.write_consistency_factor,
     }
 
 
@@ -321,7 +344,13 @@ class BaseStore(VectorStore):
     """What every backend shares; a backend supplies the engine-specific hooks.
 
     Subclassing the `VectorStore` protocol makes mypy report any method of the contract a backend leaves out.
+
+    Attributes:
+        ignored_keys: Keys of `requested_config` the backend cannot apply: neither applied on create nor
+            compared on reuse; a request that sets one gets a warning naming it.
     """
+
+    ignored_keys: tuple[str, ...] = ()
 
     def ensure_collection(
         self, name: str, spec: CollectionSpec, *, recreate: bool = False, defer_index: bool = True
@@ -336,17 +365,31 @@ class BaseStore(VectorStore):
             CollectionMismatchError: it exists with another configuration and `recreate` is False.
             StoreError: the backend failed (read-only store, lock held elsewhere, server unreachable...).
         """
+        self._warn_ignored(name, spec)
         with self._exclusive(name):
             # Checked inside `_exclusive`: where it locks, another process may have created it meanwhile.
             if self.collection_exists(name):
                 if not recreate:
-                    diffs = config_differences(self._stored_config(name), spec)
+                    diffs = config_differences(self._stored_config(name), spec, skip=self.ignored_keys)
                     if diffs:
                         raise CollectionMismatchError(mismatch_message(name, self._location(name), diffs))
                     return False
                 self._drop(name)
             self._create_collection(name, spec, defer_index=defer_index)
             return True
+
+    def _warn_ignored(self, name: str, spec: CollectionSpec) -> None:
+        """Warn that the settings of `spec` in `ignored_keys` do not apply to this backend."""
+        wanted = requested_config(spec)
+        ignored = [f"{key}={wanted[key]}" for key in self.ignored_keys if wanted.get(key) is not None]
+        if ignored:
+            log.warning(
+                "collection %r: %s ignored: the %s backend keeps one local shard; these settings apply "
+                "on a Qdrant server (--qdrant-url)",
+                name,
+                ", ".join(ignored),
+                self.backend,
+            )
 
     @contextmanager
     def _exclusive(self, name: str) -> Iterator[None]:
@@ -360,6 +403,10 @@ class BaseStore(VectorStore):
     def _drop(self, name: str) -> None:
         """Remove an existing collection before it is created anew (`recreate`)."""
         self.delete_collection(name)
+
+    def record_path(self, name: str) -> Path | None:
+        """No record file by default: the ingest rebuilds the record from the points' payloads."""
+        return None
 
     @abstractmethod
     def _create_collection(self, name: str, spec: CollectionSpec, *, defer_index: bool) -> None:

@@ -2,7 +2,9 @@
 
 Layout under the root (normally `<data_dir>/qdrant`):
 
-    <name>/shard/          the engine's own directory (edge_config.json, segments/, wal/), nothing else
+    <name>/shard/          the engine's own directory (edge_config.json, segments/, wal/), and the
+                           ingest's per-document record (`ingest-record.sqlite`, see `ingest.record`):
+                           kept inside the shard so that a lost or dropped shard loses its record too
     <name>/manifest.json   the ingest manifest (`get_metadata` / `set_metadata`), replaced atomically
     <name>/ingest.lock     the flock that keeps one writer per collection
 
@@ -18,17 +20,22 @@ How qdrant-edge 0.9.0 indexes (measured; the tests in tests/stores/test_edge.py 
   quantization. The default 10,000 KB means 2,500 vectors at 1024-d and 40,000 at 64-d, so small test and eval
   collections need a lower `CollectionSpec.full_scan_threshold` to measure HNSW at all.
 - `exact=True` scans the original float vectors (quantization is not used).
+- `optimize()` builds with the engine's own threads (two `hnsw-build-*` threads on a 2-core machine with
+  `max_indexing_threads=0`) and holds the GIL until it returns. A quantized collection's graph is built
+  on its quantized vectors: 3-6x less CPU than the same dim in float (issue 14, BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
 import array
+import copy
 import json
 import os
 import re
 import shutil
 import tempfile
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,10 +49,11 @@ from ingest.config import CollectionSpec
 from ingest.errors import InputError, StoreError
 from ingest.stores import base
 from ingest.stores.base import BaseStore, Hit, SearchParams, StoredPoint
-from ingest.stores.lock import LOCK_FILE_NAME, CollectionLock
+from ingest.stores.lock import LOCK_FILE_NAME, CollectionLock, read_only_reason, writable_copy
 
 SHARD_DIR_NAME = "shard"
 MANIFEST_FILE_NAME = "manifest.json"
+RECORD_FILE_NAME = "ingest-record.sqlite"
 ENGINE_CONFIG_FILE = "edge_config.json"
 # Qdrant's default HNSW full_scan_threshold (KB), used when a spec leaves it unset.
 DEFAULT_FULL_SCAN_THRESHOLD_KB = 10_000
@@ -79,6 +87,11 @@ def _row(vec: np.ndarray) -> list[float]:
     return cast("list[float]", array.array("f", vec.tobytes()))
 
 
+def _copy_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    # Nested values are copied too, so that a caller changing them in place is seen as a new batch.
+    return {k: copy.deepcopy(v) if isinstance(v, (dict, list)) else v for k, v in payload.items()}
+
+
 @dataclass
 class _Open:
     shard: Any
@@ -96,6 +109,8 @@ class EdgeStore(BaseStore):
     """
 
     backend = "edge"
+    # One local shard per collection: Qdrant's cluster settings cannot apply (a warning says so).
+    ignored_keys = base.CLUSTER_KEYS
 
     def __init__(
         self, root: Path, *, read_only: bool = False, wal: bool = False, upsert_chunk: int = 1024
@@ -118,6 +133,10 @@ class EdgeStore(BaseStore):
         # Exclusive locks held by an `ensure_collection` in progress (its collection may have no handle yet).
         self._ensuring: dict[str, CollectionLock] = {}
         self._guard = threading.RLock()
+        # The engine points of the last upserted batch, reused while the same batch comes back (`_points`).
+        self._last_batch: tuple[list[str], np.ndarray, list[dict[str, Any]], list[Any]] | None = None
+        # Private copies of shards on a read-only file system, loaded instead of them (see `_load`).
+        self._copies: dict[str, Path] = {}
 
     # -- paths ---------------------------------------------------------------------------------------
 
@@ -129,6 +148,10 @@ class EdgeStore(BaseStore):
 
     def _manifest_path(self, name: str) -> Path:
         return self._dir(name) / MANIFEST_FILE_NAME
+
+    def record_path(self, name: str) -> Path:
+        """The ingest's per-document record of the collection: a file inside its shard directory."""
+        return self._shard_dir(name) / RECORD_FILE_NAME
 
     def _engine_config(self, name: str) -> dict[str, Any]:
         path = self._shard_dir(name) / ENGINE_CONFIG_FILE
@@ -188,14 +211,60 @@ class EdgeStore(BaseStore):
         return handle
 
     def _load(self, name: str, config: Any = None) -> Any:
+        """Load the shard of `name`. A read-only store whose shard cannot be written (a read-only mount,
+        no write permission) loads a private copy in the temp dir instead: qdrant-edge 0.9 maps its
+        payload storage read-write and cannot load a shard on a read-only file system (its API has no
+        read-only load). The copy is removed when the collection is closed.
+
+        Raises:
+            StoreError: the engine cannot load it (the advice depends on the cause), or the copy failed.
+        """
         path = self._shard_dir(name)
+        reason = read_only_reason(path) if self.read_only else None
+        if reason is not None:
+            import logging
+
+            path = writable_copy(path)
+            self._copies[name] = path
+            # A warning, not a note: the copy takes disk space in the temp dir (TMPDIR) while it is read.
+            logging.getLogger("ingest.stores").warning(
+                "collection %r: %s is read-only (%s) and qdrant-edge cannot load a shard read-only: "
+                "reading a private copy in %s (removed when done)",
+                name,
+                self._shard_dir(name),
+                reason,
+                path.parent,
+            )
         try:
             return qe.EdgeShard.load(str(path), config)
         except Exception as exc:
+            self._drop_copy(name)
+            cause = " ".join(str(exc).split())
             raise StoreError(
-                f"collection {name!r}: qdrant-edge cannot open the shard at {path}: {exc}. "
-                "If another process has it open, wait for it; if the shard is damaged, pass --recreate"
+                f"collection {name!r}: qdrant-edge cannot open the shard at {path}: {cause}. "
+                f"{self._load_advice(exc)}"
             ) from exc
+
+    def _load_advice(self, exc: BaseException) -> str:
+        """What to do when the engine cannot load a shard, by cause."""
+        from ingest.supervise import is_disk_full
+
+        text = str(exc)
+        if is_disk_full(exc):
+            return f"The disk under {self.root} is full: free space and rerun the same command"
+        if "os error 30" in text or "Read-only file system" in text:
+            return (
+                f"{self.root} is on a read-only file system: an ingest needs a writable --data-dir "
+                "(an eval reads a read-only one)"
+            )
+        if "os error 13" in text or "Permission denied" in text:
+            return f"No permission to write under {self.root}: fix them, or choose another --data-dir"
+        return "If another process has it open, wait for it; if the shard is damaged, pass --recreate"
+
+    def _drop_copy(self, name: str) -> None:
+        copy = self._copies.pop(name, None)
+        if copy is not None:
+            shutil.rmtree(copy.parent, ignore_errors=True)
 
     def _close_handle(self, name: str, *, release: bool) -> None:
         handle = self._open.pop(name, None)
@@ -205,6 +274,7 @@ class EdgeStore(BaseStore):
             handle.shard.flush()
             handle.shard.close()
         finally:
+            self._drop_copy(name)
             if release:
                 handle.lock.release()
 
@@ -270,6 +340,9 @@ class EdgeStore(BaseStore):
         shard_dir = self._shard_dir(name)
         if shard_dir.exists():  # leftovers of a failed create (no engine config): not a collection
             shutil.rmtree(shard_dir)
+        # A manifest left behind by a lost shard (or a drop killed half-way) describes another shard
+        # (its generation): a new shard starts without one.
+        self._manifest_path(name).unlink(missing_ok=True)
         try:
             shard = qe.EdgeShard.create(str(shard_dir), self._config(spec, defer_index=defer_index))
         except Exception as exc:
@@ -396,18 +469,52 @@ class EdgeStore(BaseStore):
         if not ids:
             return
         rows = base.as_float_rows(vectors, handle.dim, f"upsert into {name!r}")
+        batch = self._points(ids, rows, payloads)
         step = self.upsert_chunk
         for start in range(0, len(ids), step):
-            points = [
-                qe.Point(ids[i], _row(rows[i]), payloads[i])
-                for i in range(start, min(start + step, len(ids)))
-            ]
+            points = batch[start : start + step]
             try:
                 handle.shard.update(qe.UpdateOperation.upsert_points(points))
             except Exception as exc:
                 raise StoreError(
                     f"collection {name!r}: upsert of points {start}..{start + len(points) - 1} failed: {exc}"
                 ) from exc
+
+    def _points(self, ids: list[str], rows: np.ndarray, payloads: list[dict[str, Any]]) -> list[Any]:
+        """The engine's points for a batch: built once, then reused while an equal batch comes back.
+
+        The pipeline upserts each batch into every quantization of a dim (none, binary, scalar) with the
+        same ids, vectors and payloads; building the engine's points (vector and payload copied into
+        the engine's types, under the GIL) is then done once per dim instead of once per collection.
+        The reuse compares contents (ids, vectors, payloads), not object identity, so a caller that
+        refills the same buffers gets fresh points.
+        """
+        last = self._last_batch
+        if (
+            last is not None
+            and last[0] == ids
+            and last[1].shape == rows.shape
+            and np.array_equal(last[1], rows)
+            and last[2] == payloads
+        ):
+            return last[3]
+        points = [qe.Point(ids[i], _row(rows[i]), payloads[i]) for i in range(len(ids))]
+        self._last_batch = (list(ids), rows.copy(), [_copy_payload(p) for p in payloads], points)
+        return points
+
+    def delete_points(self, name: str, ids: list[str]) -> None:
+        """Delete points by id (absent ids are ignored), `upsert_chunk` ids per engine call.
+
+        Raises:
+            StoreError: missing collection, lock held elsewhere, read-only store, or engine failure.
+        """
+        handle = self._handle(name, write=True)
+        for start in range(0, len(ids), self.upsert_chunk):
+            part: list[int | uuid.UUID | str] = list(ids[start : start + self.upsert_chunk])
+            try:
+                handle.shard.update(qe.UpdateOperation.delete_points(part))
+            except Exception as exc:
+                raise StoreError(f"collection {name!r}: deleting {len(part)} points failed: {exc}") from exc
 
     def flush(self, name: str) -> None:
         """Write every acknowledged change of the collection to disk."""
@@ -546,6 +653,7 @@ class EdgeStore(BaseStore):
     def close(self) -> None:
         """Flush and close every shard and release every lock."""
         with self._guard:
+            self._last_batch = None
             errors = []
             for name in list(self._open):
                 try:

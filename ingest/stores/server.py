@@ -15,10 +15,12 @@ quantization and always brute-forces, so it must never be used to measure search
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 import urllib.parse
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -35,13 +37,21 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+log = logging.getLogger("ingest.stores")
+
 MANIFEST_KEY = "static_ingest_manifest"
 SPEC_KEY = "static_ingest_spec"
 DEFAULT_INDEXING_THRESHOLD_KB = 20_000
 SEARCH_BATCH = 64
 SCROLL_PAGE = 10_000
-# Keys local mode does not keep (it drops quantization, ignores index params): read from the recorded spec.
-_LOCAL_MODE_RECORDED = ("quantization", *base.QUANTIZATION_DETAIL_KEYS, "full_scan_threshold")
+# Keys local mode does not keep (it drops quantization and cluster settings, ignores index params): read
+# from the recorded spec.
+_LOCAL_MODE_RECORDED = (
+    "quantization",
+    *base.QUANTIZATION_DETAIL_KEYS,
+    *base.CLUSTER_KEYS,
+    "full_scan_threshold",
+)
 _RETRY_HTTP = {408, 425, 429, 500, 502, 503, 504}
 _AUTH_HTTP = {401, 403}
 
@@ -120,14 +130,24 @@ class ServerStore(BaseStore):
         if client is None:
             from qdrant_client import QdrantClient
 
-            client = QdrantClient(
-                url=url,
-                api_key=api_key,
-                prefer_grpc=prefer_grpc,
-                grpc_port=grpc_port,
-                timeout=max(1, math.ceil(timeout_s)),
-                check_compatibility=False,
-            )
+            with warnings.catch_warnings():
+                # Said once, in our words, below (qdrant-client's is a raw UserWarning with a source line).
+                warnings.filterwarnings("ignore", message="Api key is used with an insecure connection")
+                client = QdrantClient(
+                    url=url,
+                    api_key=api_key,
+                    prefer_grpc=prefer_grpc,
+                    grpc_port=grpc_port,
+                    timeout=max(1, math.ceil(timeout_s)),
+                    check_compatibility=False,
+                )
+            _keep_sub_second_timeout(client, timeout_s)
+            if api_key and urllib.parse.urlsplit(url).scheme == "http":
+                log.warning(
+                    "QDRANT_API_KEY is sent unencrypted to %s (an http:// URL): anyone on the network path "
+                    "can read it; use https:// (or no key for a server without authentication)",
+                    self.url,
+                )
         self.client = client
         from qdrant_client.local.qdrant_local import QdrantLocal
 
@@ -171,15 +191,34 @@ class ServerStore(BaseStore):
             if attempt < attempts:
                 time.sleep(min(delay, self.max_backoff_s))
                 delay *= 2
+        raise StoreError(self._gave_up(what, attempts, time.monotonic() - started, last))
+
+    def _gave_up(self, what: str, attempts: int, seconds: float, last: BaseException | None) -> str:
+        """The one-line error once the retries of a transient fault are used up: the server is
+        unreachable (connection refused), kept dropping connections, kept timing out, or kept failing
+        (answered 5xx), each with what to check."""
         grpc_hint = (
             f" and that its gRPC port {self.grpc_port} is reachable (gRPC is on; REST uses the URL's port)"
             if self.prefer_grpc and not self._local
             else ""
         )
-        raise StoreError(
-            f"Qdrant server {self.url} is unreachable: {what} failed after {attempts} attempts over "
-            f"{time.monotonic() - started:.1f}s (timeout {self.timeout_s:g}s per request; last error: "
-            f"{self._clean(_describe(last))}). Is the server running? Check --qdrant-url{grpc_hint}."
+        more = f"--retries allows more attempts (now {self.max_retries})"
+        state, advice = {
+            "unreachable": ("is unreachable", f"Is the server running? Check --qdrant-url{grpc_hint}."),
+            "dropped": (
+                "kept dropping the connection",
+                f"Check the server's logs (a crash or restart) and any proxy in between; {more}.",
+            ),
+            "timeout": (
+                "kept timing out",
+                f"The server is overloaded or the request too big: raise --timeout, or check the "
+                f"server's load; {more}.",
+            ),
+            "failing": ("kept failing", f"Check the server's logs, load and disk; {more}."),
+        }[_fault_kind(last)]
+        return (
+            f"Qdrant server {self.url} {state}: {what} failed after {attempts} attempts over {seconds:.1f}s "
+            f"(timeout {self.timeout_s:g}s per request; last error: {self._clean(_describe(last))}). {advice}"
         )
 
     # -- collections ---------------------------------------------------------------------------------
@@ -200,7 +239,8 @@ class ServerStore(BaseStore):
         """Create the collection, recording `spec` in its metadata.
 
         `defer_index` creates it with `indexing_threshold=0` (no HNSW while loading); `build_index`
-        restores the threshold.
+        restores the threshold. The cluster settings (`shard_number`, `replication_factor`,
+        `write_consistency_factor`) are sent when the spec sets them; None leaves the server's default.
 
         Raises:
             StoreError: the server failed or is unreachable.
@@ -236,6 +276,9 @@ class ServerStore(BaseStore):
                 ),
                 quantization_config=quantization,
                 optimizers_config=models.OptimizersConfigDiff(indexing_threshold=threshold),
+                shard_number=spec.shard_number,
+                replication_factor=spec.replication_factor,
+                write_consistency_factor=spec.write_consistency_factor,
                 metadata={SPEC_KEY: json.dumps(spec.to_dict(), sort_keys=True)},
                 timeout=max(1, math.ceil(self.timeout_s)),
             ),
@@ -249,11 +292,12 @@ class ServerStore(BaseStore):
         return self._call(f"reading collection {name!r}", lambda: self.client.get_collection(name))
 
     def collection_spec(self, name: str) -> dict[str, Any]:
-        """The configuration as the server reports it, flat (the keys of `base.SPEC_KEYS`), plus
-        `indexing_threshold_kb`, `status`, `points_count`, `indexed_vectors_count`, `segments_count`.
+        """The configuration as the server reports it, flat (the keys of `base.SPEC_KEYS` and
+        `base.CLUSTER_KEYS`), plus `indexing_threshold_kb`, `status`, `points_count`,
+        `indexed_vectors_count`, `segments_count`.
 
-        In local mode the quantization keys and `full_scan_threshold` come from the spec recorded at
-        creation (`config_source` says so), because local mode does not keep them.
+        In local mode the quantization keys, the cluster settings and `full_scan_threshold` come from the
+        spec recorded at creation (`config_source` says so), because local mode does not keep them.
         """
         info = self._info(name)
         cfg = info.config
@@ -273,6 +317,9 @@ class ServerStore(BaseStore):
             "hnsw_ef_construct": cfg.hnsw_config.ef_construct,
             "full_scan_threshold": cfg.hnsw_config.full_scan_threshold,
             "on_disk": bool(vec.on_disk),
+            "shard_number": cfg.params.shard_number,
+            "replication_factor": cfg.params.replication_factor,
+            "write_consistency_factor": cfg.params.write_consistency_factor,
             "indexing_threshold_kb": cfg.optimizer_config.indexing_threshold,
             "status": getattr(info.status, "value", str(info.status)),
             "points_count": info.points_count,
@@ -297,7 +344,8 @@ class ServerStore(BaseStore):
                 out.update({k: wanted[k] for k in _LOCAL_MODE_RECORDED if k != "full_scan_threshold"})
                 out["full_scan_threshold"] = wanted["full_scan_threshold"] or out["full_scan_threshold"]
                 out["config_source"] = (
-                    "local mode: quantization and full_scan_threshold as recorded at creation"
+                    "local mode: quantization, cluster settings and full_scan_threshold as recorded "
+                    "at creation"
                 )
         return out
 
@@ -392,6 +440,42 @@ class ServerStore(BaseStore):
                 for fut in futures:
                     fut.cancel()
                 raise
+
+    def delete_points(self, name: str, ids: list[str]) -> None:
+        """Delete points by id in batches of `batch_size`, each acknowledged (`wait=True`) and retried.
+
+        Raises:
+            StoreError: a batch still fails after its retries.
+        """
+        from qdrant_client import models
+
+        for start in range(0, len(ids), self.batch_size):
+            part = list(ids[start : start + self.batch_size])
+            selector = models.PointIdsList(points=part)  # type: ignore[arg-type]
+            self._call(
+                f"deleting {len(part)} points of {name!r}",
+                partial(self.client.delete, name, points_selector=selector, wait=True),
+            )
+
+    def scroll_payloads(self, name: str, keys: list[str]) -> Iterator[list[dict[str, Any]]]:
+        """Every point's payload, reduced to `keys`, one page of `SCROLL_PAGE` points at a time.
+
+        The ingest rebuilds a collection's per-document record from these (see `ingest.record`).
+        """
+        offset: Any = None
+        while True:
+            page = partial(
+                self.client.scroll,
+                name,
+                limit=SCROLL_PAGE,
+                offset=offset,
+                with_payload=list(keys),
+                with_vectors=False,
+            )
+            records, offset = self._call(f"reading the payloads of {name!r}", page)
+            yield [dict(r.payload or {}) for r in records]
+            if offset is None:
+                return
 
     def flush(self, name: str) -> None:
         """No-op: every upsert waited for the server's acknowledgement (the server persists via its WAL)."""
@@ -500,6 +584,58 @@ def _describe(exc: BaseException | None) -> str:
         except Exception:
             pass
     return f"{type(exc).__name__}: {exc}"
+
+
+def _keep_sub_second_timeout(client: QdrantClient, timeout_s: float) -> None:
+    """Give the client's connections `timeout_s` exactly: qdrant-client 1.20 rounds its `timeout` up to
+    whole seconds (`math.ceil` in `QdrantRemote.__init__`), so 0.2 s would wait 1 s. Its REST client
+    (httpx) and its gRPC deadline both take fractions; where its internals differ, the rounded value
+    stays (a debug note says so)."""
+    if timeout_s == math.ceil(timeout_s) and timeout_s >= 1:
+        return
+    try:
+        import httpx
+
+        remote = client._client
+        remote.openapi_client.client._client.timeout = httpx.Timeout(timeout_s)  # type: ignore[attr-defined]
+        remote._timeout = timeout_s  # type: ignore[attr-defined]  # the gRPC calls' deadline
+    except AttributeError:
+        log.debug("qdrant-client keeps its whole-second timeout of %s s", max(1, math.ceil(timeout_s)))
+
+
+def _fault_kind(exc: BaseException | None) -> str:
+    """Which transient fault outlasted the retries: `unreachable` (connection refused, no route, gRPC
+    UNAVAILABLE), `dropped` (the connection closed mid-request), `timeout`, or `failing` (the server
+    answered, with a 5xx or a retryable gRPC status)."""
+    source = getattr(exc, "source", exc)  # ResponseHandlingException wraps the transport error
+    try:
+        import httpx
+
+        if isinstance(source, httpx.TimeoutException):
+            return "timeout"
+        if isinstance(source, httpx.ConnectError):
+            return "unreachable"
+        if isinstance(source, httpx.TransportError):
+            return "dropped"
+    except ImportError:  # pragma: no cover - httpx ships with qdrant-client
+        pass
+    if isinstance(source, TimeoutError):
+        return "timeout"
+    if isinstance(source, ConnectionRefusedError):
+        return "unreachable"
+    if isinstance(source, ConnectionError):
+        return "dropped"
+    code = getattr(source, "code", None)
+    if callable(code) and hasattr(source, "details"):  # grpc.RpcError
+        try:
+            name = getattr(code(), "name", "")
+        except Exception:
+            name = ""
+        if name == "DEADLINE_EXCEEDED":
+            return "timeout"
+        if name == "UNAVAILABLE":
+            return "unreachable"
+    return "failing"
 
 
 def _classify(exc: BaseException) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -22,3 +23,30 @@ def test_a_mode_that_is_not_auto_inprocess_or_a_count_is_refused(bad: str) -> No
         SystemExit, match=re.escape(f"--modes: {bad!r} is not auto, inprocess or a worker count >= 1")
     ):
         parse_modes(bad)
+
+
+def test_each_build_index_call_is_timed_per_collection(tmp_path: Path) -> None:
+    """The harness wraps a real edge store's `build_index` and keeps wall and CPU per collection."""
+    import uuid
+
+    import numpy as np
+
+    from benchmarks.scale import _short, _time_builds
+    from ingest.config import CollectionSpec
+    from ingest.stores.edge import EdgeStore
+
+    rng = np.random.default_rng(0)
+    with EdgeStore(tmp_path) as store:
+        timings = _time_builds(store)
+        for name, spec in (
+            ("corpus-171332-seed0-d16-none", CollectionSpec(16, "none")),
+            ("corpus-171332-seed0-d16-binary", CollectionSpec(16, "binary")),
+        ):
+            store.ensure_collection(name, spec)
+            ids = [str(uuid.UUID(int=i)) for i in range(500)]
+            store.upsert(name, ids, rng.standard_normal((500, 16)).astype(np.float32), [{} for _ in ids])
+            store.build_index(name)
+            assert store.collection_spec(name)["indexed_vectors_count"] == 500
+    assert list(timings) == ["corpus-171332-seed0-d16-none", "corpus-171332-seed0-d16-binary"]
+    assert all(t["wall_s"] >= 0 and t["cpu_s"] >= 0 for t in timings.values())
+    assert [_short(n) for n in timings] == ["d16-none", "d16-binary"]

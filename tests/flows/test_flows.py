@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from conftest import TinyCorpus
 
 BATCH_DOCS = 50  # → batches of 50, 50, 20 of the 120 documents
-MODEL = "random-64"  # random weights, 64-d: fast to build; default matrix d64 × {none, binary}
+MODEL = "random-64"  # random weights, 64-d: fast to build; default matrix d64 × {none, binary, scalar}
 
 
 def flow_run_id(state: Any) -> UUID:
@@ -80,7 +80,7 @@ def ingested(
     return {"state": state, "result": state.result() if state.is_completed() else None, "data_dir": data_dir}
 
 
-def test_ingest_flow_runs_one_task_per_batch_and_verifies_counts(
+def test_ingest_flow_encodes_and_stores_each_partition_and_verifies_counts(
     ingested: dict[str, Any], tiny_corpus: TinyCorpus
 ) -> None:
     state, result = ingested["state"], ingested["result"]
@@ -88,16 +88,19 @@ def test_ingest_flow_runs_one_task_per_batch_and_verifies_counts(
     assert result["dataset"] == "tinybeir"
     assert result["docs"] == tiny_corpus.docs
     assert result["verified"] is True
-    assert set(result["points"]) == {"tinybeir-d64-none", "tinybeir-d64-binary"}
+    assert set(result["points"]) == {"tinybeir-d64-none", "tinybeir-d64-binary", "tinybeir-d64-scalar"}
     assert all(count == result["chunks"] for count in result["points"].values())
     assert result["chunks"] >= tiny_corpus.docs
 
-    runs = task_runs(flow_run_id(state), expected=1 + 3 + 3)
+    runs = task_runs(flow_run_id(state), expected=1 + 3 + 3 + 3)
     assert {name: len(r) for name, r in runs.items()} == {
         "open-ingest": 1,
-        "batch-0": 1,
-        "batch-1": 1,
-        "batch-2": 1,
+        "encode-0": 1,
+        "encode-1": 1,
+        "encode-2": 1,
+        "store-0": 1,
+        "store-1": 1,
+        "store-2": 1,
         "build-index": 1,
         "verify-counts": 1,
         "finalize": 1,
@@ -122,6 +125,7 @@ def test_ingest_flow_publishes_summary_and_collection_table(
     assert [(r["collection"], r["points"] == r["expected_chunks"]) for r in rows] == [
         ("tinybeir-d64-none", True),
         ("tinybeir-d64-binary", True),
+        ("tinybeir-d64-scalar", True),
     ]
 
 
@@ -144,21 +148,25 @@ def test_evaluate_flow_scores_every_collection_and_publishes_the_recommendation(
     )
     assert state.is_completed(), state.message
     result = state.result()
-    # d64-none: exact, hnsw; d64-binary: exact, hnsw, no-rescore, rescore-x2
+    # d64-none: exact + HNSW at the engine default and each hnsw_ef; quantized collections: no exact
+    # (the float collection's exact search is the same search), no-rescore, rescore-x2 and each hnsw_ef
+    # (binary's engine default is rescore-x1, scalar's is no-rescore: no duplicate rows).
+    efs = ("hnsw-ef64", "hnsw-ef128", "hnsw-ef256")
     assert sorted((r["collection"], r["mode"]) for r in result["configurations"]) == sorted(
-        [("tinybeir-d64-none", m) for m in ("exact", "hnsw")]
-        + [("tinybeir-d64-binary", m) for m in ("exact", "hnsw", "no-rescore", "rescore-x2")]
+        [("tinybeir-d64-none", m) for m in ("exact", "hnsw", *efs)]
+        + [(f"tinybeir-d64-{q}", m) for q in ("binary", "scalar") for m in ("no-rescore", "rescore-x2", *efs)]
     )
     assert [r["collection"] for r in result["configurations"] if r["baseline"]] == ["tinybeir-d64-none"]
     assert Path(result["report_md"]).is_file() and Path(result["results_json"]).is_file()
 
-    runs = task_runs(flow_run_id(state), expected=6)
+    runs = task_runs(flow_run_id(state), expected=7)
     assert {name: len(r) for name, r in runs.items()} == {
         "load-eval-data": 1,
         "plan-collections": 1,
         "encode-queries": 1,
         "evaluate-tinybeir-d64-none": 1,
         "evaluate-tinybeir-d64-binary": 1,
+        "evaluate-tinybeir-d64-scalar": 1,
         "write-report": 1,
     }
     assert all(r.state.is_completed() for rs in runs.values() for r in rs)
@@ -167,13 +175,26 @@ def test_evaluate_flow_scores_every_collection_and_publishes_the_recommendation(
     assert set(found) == {
         "eval-tinybeir-configurations",
         "eval-tinybeir-recommendation",
+        "eval-tinybeir-plots",
         "eval-tinybeir-report",
     }
-    assert found["eval-tinybeir-report"].data.startswith("# Quantization eval: tinybeir (test)")
-    assert found["eval-tinybeir-recommendation"].data.startswith("# Recommendation for tinybeir (test)")
+    report = found["eval-tinybeir-report"].data
+    assert report.startswith("# Quantization eval: tinybeir (test)")
+    recommendation = found["eval-tinybeir-recommendation"].data
+    assert recommendation.startswith("# Recommendation for tinybeir (test)")
+    # The random-weights model is flagged in every markdown artifact.
+    for key in ("eval-tinybeir-report", "eval-tinybeir-recommendation", "eval-tinybeir-plots"):
+        assert "RANDOM weights" in found[key].data, key
+    # Plots are embedded (data URLs), never linked by a path the UI cannot reach.
+    for key in ("eval-tinybeir-report", "eval-tinybeir-plots"):
+        markdown = found[key].data
+        assert markdown.count("](data:image/png;base64,") == 2, key
+        assert "](ndcg_" not in markdown and ".png)" not in markdown
     table = found["eval-tinybeir-configurations"].data
     rows = json.loads(table) if isinstance(table, str) else table
-    assert len(rows) == 6 and {"ndcg_at_10", "delta_pct", "bytes_per_vector", "p50_ms"} <= set(rows[0])
+    assert len(rows) == len(result["configurations"])
+    assert {"ndcg_at_10", "delta_pct", "delta_ci_pct", "serving_ram_per_vector", "p50_ms"} <= set(rows[0])
+    assert sum(r["recommended"] for r in rows) == (result["recommendation"] is not None)
 
 
 def test_rerun_resumes_every_batch_from_checkpoints(
@@ -202,27 +223,32 @@ def test_rerun_resumes_every_batch_from_checkpoints(
 def test_count_mismatch_fails_the_flow_after_publishing(
     prefect_api_url: str, tiny_corpus: TinyCorpus, tmp_path: Path
 ) -> None:
-    """A smaller --limit into collections that hold more points: counts differ, the flow fails."""
+    """Points lost behind the records' back: the rerun resumes every batch, counts differ, the flow fails."""
     from flows.ingest_flow import ingest_corpus
+    from ingest.stores import open_store
 
-    def run(limit: int) -> Any:
+    def run() -> Any:
         return ingest_corpus(
             target=str(tiny_corpus.path),
             options=IngestConfig(
                 model=MODEL,
                 data_dir=tmp_path,
                 batch_docs=BATCH_DOCS,
-                limit=limit,
+                limit=60,
                 dims=[64],
                 quantizations=["none"],
             ),
             return_state=True,
         )
 
-    assert run(60).is_completed()
-    state = run(30)
+    assert run().is_completed()
+    with open_store(data_dir=tmp_path, qdrant_url=None) as store:
+        lost = store.scroll_ids("tinybeir-d64-none")[:5]
+        store.delete_points("tinybeir-d64-none", lost)
+        store.flush("tinybeir-d64-none")
+    state = run()
     assert state.is_failed()
-    with pytest.raises(IngestError, match="point counts do not match"):
+    with pytest.raises(IngestError, match="record expects"):
         state.result()
     runs = task_runs(flow_run_id(state), expected=5)
     assert [r.state.is_failed() for r in runs["verify-counts"]] == [True]

@@ -26,7 +26,17 @@ class Captured(Exception):
 
 def ingest_samples(tmp: Path) -> dict[str, Any]:
     return {
-        "collections": [CollectionSpec(dim=32, quantization="scalar", hnsw_m=8, on_disk=True)],
+        "collections": [
+            CollectionSpec(
+                dim=32,
+                quantization="scalar",
+                hnsw_m=8,
+                on_disk=True,
+                shard_number=4,
+                replication_factor=2,
+                write_consistency_factor=2,
+            )
+        ],
         "model": "standin-x",
         "qdrant_url": "http://qdrant.example:6333",
         "data_dir": tmp / "data",
@@ -47,6 +57,9 @@ def ingest_samples(tmp: Path) -> dict[str, Any]:
         "title_col": "",
         "name": "mine",
         "timeout_s": 12.5,
+        "retries": 2,
+        "allow_empty": True,
+        "force": True,
     }
 
 
@@ -64,6 +77,8 @@ def eval_samples(tmp: Path) -> dict[str, Any]:
         "within": 0.05,
         "oversampling": (2.0, 8.0),
         "min_docs": 50,
+        "hnsw_ef": (32, 200),
+        "clients": 3,
         "ignore_identical_ids": False,
         "baseline_model": "teacher-x",
         "queries_path": tmp / "q.jsonl",
@@ -77,6 +92,7 @@ def eval_samples(tmp: Path) -> dict[str, Any]:
         "seed": 3,
         "alpha": 0.1,
         "timeout_s": 5.5,
+        "retries": 1,
         "warmup": 2,
     }
 

@@ -14,10 +14,14 @@ tests/ingest/sources/; the inputs are built with `tests/support/bad_inputs.py`, 
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
+import tempfile
+import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -32,15 +36,31 @@ from ingest.stores import open_store
 from ingest.stores.server import ServerStore
 from tests.support.bad_inputs import (
     NFCORPUS_MD5,
+    MountError,
+    broken_stream_zip,
+    crc_damaged_zip,
+    damage_row_group,
+    damaged_copy,
     doc,
+    empty_parquet,
     free_port,
+    good_parquet,
+    hold_writer_lock,
+    read_only,
+    resize_tmpfs,
+    saved_dataset,
     serve_bytes,
+    small_tmpfs,
+    truncated_member_zip,
+    write_big_corpus,
     write_collections_config,
     write_corpus,
     write_escaping_zip,
     write_huge_corpus,
     write_parquet,
+    write_toy_beir,
 )
+from tests.support.faulty_qdrant import FaultyQdrant
 
 CORPUS = "toy/corpus.jsonl"
 COLLECTION = "toy-d64-none"
@@ -377,16 +397,14 @@ def test_unreachable_server_names_the_url_and_never_the_key(
 ) -> None:
     secret = "s3cret-key-never-printed"
     monkeypatch.setenv("QDRANT_API_KEY", secret)
-    # The real client and retry loop, with 2 attempts 10 ms apart instead of 6 over 15.5 s.
-    defaults = {**(ServerStore.__init__.__kwdefaults__ or {}), "max_retries": 1, "backoff_s": 0.01}
-    monkeypatch.setattr(ServerStore.__init__, "__kwdefaults__", defaults)
+    # The real client and retry loop, with 2 attempts (--retries 1) 10 ms apart instead of 6 over 15.5 s.
+    monkeypatch.setitem(ServerStore.__init__.__kwdefaults__, "backoff_s", 0.01)
     write_corpus(tmp_path / "toy", [doc(1)])
     url = f"http://127.0.0.1:{free_port()}"
-    with warnings.catch_warnings():
-        warnings.simplefilter(
-            "ignore", UserWarning
-        )  # qdrant-client: "Api key is used with an insecure connection"
-        result = cli(CORPUS, "--qdrant-url", url)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = cli(CORPUS, "--qdrant-url", url, "--retries", "1")
+    assert [str(w.message) for w in caught if "insecure" in str(w.message)] == []  # ours is a log line
     assert result.code == 2
     assert (
         f"error: Qdrant server {url} is unreachable: checking collection 'toy-d64-none' failed" in result.err
@@ -394,3 +412,319 @@ def test_unreachable_server_names_the_url_and_never_the_key(
     assert "after 2 attempts" in result.err and "Is the server running? Check --qdrant-url" in result.err
     assert secret not in result.err + result.out
     assert not (tmp_path / "data" / "state").exists()
+
+
+# -- reliability: damaged and empty inputs, read-only and full disks, server faults -----------------------
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+ZIP_FIX = (
+    "the zip is corrupt or truncated (an interrupted download or copy); download or copy it again "
+    "(`unzip -t toy.zip` lists the damaged members)"
+)
+EMPTY_FIX = (
+    "check that this is the right file (a complete export, the right split), or pass --allow-empty to "
+    "create empty collections anyway"
+)
+
+
+def last_line(result: Result) -> str:
+    """The last line the run wrote to stderr (its error or warning)."""
+    return result.err.strip().splitlines()[-1]
+
+
+def manifest_status(data_dir: Path, name: str) -> str | None:
+    """The status in a collection's manifest (None when it has none)."""
+    path = data_dir / "qdrant" / name / "manifest.json"
+    return json.loads(path.read_text(encoding="utf-8")).get("status") if path.exists() else None
+
+
+@pytest.mark.parametrize(
+    ("build", "cause"),
+    [
+        (crc_damaged_zip, "BadZipFile: Bad CRC-32 for file 'toy/corpus.jsonl'"),
+        (truncated_member_zip, "BadZipFile: Bad CRC-32 for file 'toy/corpus.jsonl'"),
+        (broken_stream_zip, "error: Error -3 while decompressing data: invalid block type"),
+    ],
+    ids=["crc", "truncated-member", "broken-stream"],
+)
+def test_damaged_zip_is_one_line(tmp_path: Path, cli: Cli, build: Callable[[Path], Path], cause: str) -> None:
+    build(tmp_path)
+    result = cli("toy.zip")
+    assert result.code == 2
+    assert (
+        last_line(result)
+        == f"error: toy.zip: toy/corpus.jsonl is damaged inside the archive ({cause}): {ZIP_FIX}"
+    )
+    assert "Traceback" not in result.err
+
+
+def test_unreadable_parquet_row_group_is_one_line(tmp_path: Path, cli: Cli) -> None:
+    damage_row_group(good_parquet(tmp_path / "corpus.parquet", rows=3000), 1)
+    result = cli("corpus.parquet", "--title-col", "", "--batch-docs", "500")
+    assert result.code == 2
+    # pyarrow's own text in the middle (the thrift error) varies with the damaged bytes.
+    assert last_line(result).startswith("error: corpus.parquet: row group 1 (of 3) cannot be read (OSError: ")
+    assert last_line(result).endswith("the file is damaged (a corrupt page); re-export it or copy it again")
+
+
+def test_broken_saved_hf_dataset_is_one_line(tmp_path: Path, cli: Cli) -> None:
+    saved = saved_dataset(tmp_path / "original")
+    damaged_copy(saved, tmp_path / "saved", "truncated")
+    result = cli("saved")
+    assert result.code == 2
+    line = last_line(result)
+    assert line.startswith(
+        "error: saved: cannot read the saved dataset (OSError: Expected to be able to read "
+    )
+    assert line.endswith(
+        "a data file (data-00000-of-00001.arrow) is damaged or truncated; copy the folder again, or re-run "
+        "`save_to_disk`"
+    )
+    assert_nothing_created(tmp_path)
+
+
+@pytest.mark.parametrize("kind", ["parquet", "corpus"])
+def test_empty_source_warns_and_exits_1_with_no_complete_collection(
+    tmp_path: Path, cli: Cli, kind: str
+) -> None:
+    if kind == "parquet":
+        empty_parquet(tmp_path / "corpus.parquet")
+        target, name = "corpus.parquet", "corpus-d64-none"
+    else:
+        write_corpus(tmp_path / "toy", ["", "  "])
+        target, name = CORPUS, COLLECTION
+    result = cli(target)
+    assert (result.code, result.err.strip()) == (
+        1,
+        f"warning: {target}: no documents to ingest: it holds no records: {EMPTY_FIX}",
+    )
+    assert manifest_status(tmp_path / "data", name) != "complete"
+    assert not (tmp_path / "data" / "runs").exists()
+
+
+def test_allow_empty_makes_complete_empty_collections(tmp_path: Path, cli: Cli) -> None:
+    empty_parquet(tmp_path / "corpus.parquet")
+    result = cli("corpus.parquet", "--allow-empty", "--json")
+    assert result.code == 0, result.err
+    assert (result.summary["docs"], result.summary["chunks"], result.summary["verified"]) == (0, 0, True)
+    assert manifest_status(tmp_path / "data", "corpus-d64-none") == "complete"
+    assert stored_ids(tmp_path / "data", "corpus-d64-none") == set()
+
+
+def test_ingest_into_a_read_only_data_dir_is_one_line(tmp_path: Path, cli: Cli) -> None:
+    write_corpus(tmp_path / "toy", [doc(1)])
+    (tmp_path / "data").mkdir()
+    with read_only(tmp_path / "data") as how:
+        result = cli(CORPUS)
+    reason = {"mount": "read-only file system", "chmod": "no write permission"}[how]
+    assert (result.code, result.err.strip()) == (
+        2,
+        f"error: data is read-only ({reason}): cannot write checkpoints, run records and collections: "
+        "choose a writable --data-dir",
+    )
+    assert list((tmp_path / "data").iterdir()) == []
+
+
+EVAL_OPTIONS = [
+    *("--data-dir", "data", "--dims", "64", "--quantization", "none,binary", "--out", "reports"),
+    *("--permutations", "200", "--hnsw-ef", "64", "--oversampling", "1", "--clients", "1", "--warmup", "0"),
+]
+
+
+def run_eval(*args: str) -> Result:
+    """`python -m eval` in a child process in the current directory (what a person sees)."""
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "eval", *EVAL_OPTIONS, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def test_eval_reads_a_complete_read_only_dataset(tmp_path: Path, cli: Cli) -> None:
+    write_toy_beir(tmp_path / "toy")
+    assert cli("toy", "--dims", "64", "--quantization", "none,binary", matrix=False).code == 0
+    copies_before = set(Path(tempfile.gettempdir()).glob("static-ingest-ro-*"))
+    with read_only(tmp_path / "data") as how:
+        result = run_eval("toy", "--run-id", "ro")
+    assert result.code == 0, result.err
+    if how == "mount":  # the engine cannot load these shards in place: each is read from a private copy
+        notes = [line for line in result.err.splitlines() if "reading a private copy" in line]
+        assert len(notes) == 2, result.err
+        assert notes[0].startswith(
+            "WARNING collection 'toy-d64-none': data/qdrant/toy-d64-none/shard is read-only "
+            "(read-only file system) and qdrant-edge cannot load a shard read-only: reading a private "
+            "copy in "
+        )
+    results = json.loads((tmp_path / "reports" / "toy" / "ro" / "results.json").read_text(encoding="utf-8"))
+    assert results  # the report was written, from both collections
+    assert "toy-d64-binary" in json.dumps(results) and "toy-d64-none" in json.dumps(results)
+    assert set(Path(tempfile.gettempdir()).glob("static-ingest-ro-*")) == copies_before  # copies removed
+
+
+def test_eval_during_or_after_a_stopped_ingest_says_which(tmp_path: Path, cli: Cli) -> None:
+    write_toy_beir(tmp_path / "toy", docs=20)
+    with (tmp_path / "toy" / "corpus.jsonl").open("a", encoding="utf-8") as f:
+        f.write('{"_id": "d99", "text": oops}\n')  # the ingest stops at this line: status stays 'loading'
+    assert cli("toy", "--dims", "64", "--quantization", "none", "--batch-docs", "5", matrix=False).code == 2
+    assert manifest_status(tmp_path / "data", COLLECTION) == "loading"
+    where = "none of the configured collections of 'toy' is ready in data (embedded): toy-d64-none: "
+    unfinished = "ingest not finished (status 'loading'): "
+    with hold_writer_lock(tmp_path / "data", COLLECTION):  # as the running ingest holds it
+        running = run_eval("toy", "--quantization", "none")
+    assert running.code == 2
+    assert last_line(running) == (
+        f"error: {where}{unfinished}an ingest is writing it now (it holds the collection's lock): wait for "
+        "it to end, then rerun this eval"
+    )
+    stopped = run_eval("toy", "--quantization", "none")
+    assert stopped.code == 2
+    assert last_line(stopped) == (
+        f"error: {where}{unfinished}no ingest is running, so the last one stopped before the end: rerun "
+        "`python -m ingest toy` with the same options to complete it"
+    )
+
+
+def ingest_process(folder: Path, model: Path, *args: str, env: dict[str, str] | None = None) -> Result:
+    """`python -m ingest` (the supervised entry point) in a child process in `folder`."""
+    full_env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "HF_HUB_OFFLINE": "1", **(env or {})}
+    for var in ("STATIC_INGEST_BEIR_DIR", "STATIC_INGEST_DATA_DIR", "QDRANT_URL"):
+        full_env.pop(var, None)
+    cmd = [
+        sys.executable,
+        "-m",
+        "ingest",
+        *args,
+        "--data-dir",
+        "data",
+        "--model",
+        str(model),
+        "--no-progress",
+    ]
+    done = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, env=full_env, timeout=600)
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def shown(result: Result) -> list[str]:
+    """stderr without log lines below WARNING."""
+    return [line for line in result.err.splitlines() if not line.startswith(("DEBUG", "INFO"))]
+
+
+def test_api_key_with_http_is_our_one_line_warning(tmp_path: Path, small_model_dir: Path) -> None:
+    write_corpus(tmp_path / "toy", [doc(1)])
+    secret = "s3cret-key-never-printed"
+    url = f"http://127.0.0.1:{free_port()}"
+    options = ["--qdrant-url", url, "--retries", "0", "--dims", "64", "--quantization", "none"]
+    result = ingest_process(tmp_path, small_model_dir, CORPUS, *options, env={"QDRANT_API_KEY": secret})
+    assert result.code == 2
+    lines = shown(result)
+    assert lines[0] == (
+        f"WARNING QDRANT_API_KEY is sent unencrypted to {url} (an http:// URL): anyone on the network path "
+        "can read it; use https:// (or no key for a server without authentication)"
+    )
+    assert len(lines) == 2 and lines[1].startswith(f"error: Qdrant server {url} is unreachable: ")
+    assert "UserWarning" not in result.err and "insecure connection" not in result.err
+    assert secret not in result.err + result.out
+
+
+@pytest.mark.parametrize(
+    ("fault", "state", "cause", "advice"),
+    [
+        (
+            503,
+            "kept failing",
+            "UnexpectedResponse: Unexpected Response: 503 (Service Unavailable)",
+            "Check the server's logs, load and disk; --retries allows more attempts (now 1).",
+        ),
+        (
+            "drop",
+            "kept dropping the connection",
+            "ResponseHandlingException: Server disconnected without sending a response.",
+            "Check the server's logs (a crash or restart) and any proxy in between; --retries allows more "
+            "attempts (now 1).",
+        ),
+        (
+            "slow",
+            "kept timing out",
+            "ResponseHandlingException: timed out",
+            "The server is overloaded or the request too big: raise --timeout, or check the server's load; "
+            "--retries allows more attempts (now 1).",
+        ),
+    ],
+    ids=["5xx", "drop", "slow"],
+)
+def test_server_faults_end_in_one_line_after_the_retries(
+    tmp_path: Path,
+    cli: Cli,
+    monkeypatch: pytest.MonkeyPatch,
+    fault: object,
+    state: str,
+    cause: str,
+    advice: str,
+) -> None:
+    # The fake speaks REST only: the store is told not to prefer gRPC (the CLI's default).
+    monkeypatch.setitem(open_store.__kwdefaults__, "prefer_grpc", False)
+    monkeypatch.setitem(ServerStore.__init__.__kwdefaults__, "backoff_s", 0.01)
+    write_corpus(tmp_path / "toy", [doc(1)])
+    with FaultyQdrant(every=fault, slow_s=1.5) as fake:  # type: ignore[arg-type]
+        started = time.monotonic()
+        result = cli(CORPUS, "--qdrant-url", fake.url, "--retries", "1", "--timeout", "0.3")
+        elapsed = time.monotonic() - started
+        requests = fake.requests
+    assert result.code == 2
+    line = last_line(result)
+    assert line.startswith(
+        f"error: Qdrant server {fake.url} {state}: checking collection 'toy-d64-none' failed after 2 "
+        "attempts over "
+    )
+    assert f"(timeout 0.3s per request; last error: {cause}" in line and line.endswith(advice)
+    assert requests == 2  # --retries 1 reached the store
+    if fault == "slow":
+        assert elapsed < 1.5 + 10, "the sub-second timeout was not kept"
+    assert not (tmp_path / "data" / "state").exists()
+
+
+@pytest.fixture
+def tmpfs_8m(tmp_path: Path) -> Iterator[Path]:
+    """An 8 MB tmpfs at `tmp_path/data` (the data dir of a run in `tmp_path`)."""
+    try:
+        with small_tmpfs(tmp_path / "data", "8m") as where:
+            yield where
+    except MountError as exc:
+        pytest.fail(f"a full disk needs a tmpfs and this process may not mount one ({exc}): run as root")
+
+
+def test_full_disk_is_refused_then_stops_with_exit_75_then_a_rerun_with_space_is_exact(
+    tmp_path: Path, small_model_dir: Path, tmpfs_8m: Path
+) -> None:
+    write_big_corpus(tmp_path / "big", docs=3000, text_chars=3000)
+    args = ["big/corpus.jsonl", "--dims", "64", "--quantization", "none", "--json"]
+    refused = ingest_process(tmp_path, small_model_dir, *args)
+    assert refused.code == 2
+    assert re.fullmatch(
+        r"error: not enough disk space for this ingest: need [\d.]+ MB, free [\d.]+ MB at data: free space "
+        r"or pass --force \(an estimate; a run that fills the disk stops with a message and keeps its stored "
+        r"batches\)",
+        last_line(refused),
+    ), last_line(refused)
+    full = ingest_process(tmp_path, small_model_dir, *args, "--force")
+    assert full.code == 75
+    assert re.fullmatch(
+        r"error: the disk under data ran out of space while writing (the index of )?collection "
+        r"'big-d64-none': free space "
+        r"\(need ~[\d.]+ MB, free [\d.]+ k?B\) and rerun the same command; stored batches are kept",
+        last_line(full),
+    ), full.err
+    assert "Bus error" not in full.err and "Traceback" not in full.err
+    resize_tmpfs(tmpfs_8m, "400m")
+    again = ingest_process(tmp_path, small_model_dir, *args)
+    assert again.code == 0, again.err
+    summary = json.loads(again.out)
+    assert (summary["docs"], summary["verified"]) == (3000, True)
+    assert summary["points"] == {"big-d64-none": summary["chunks"]}
+    # Exactly the point set of a clean run: every chunk's id once.
+    chunk_ids = {point_id("big", f"d{i}", k) for i in range(3000) for k in range(summary["chunks"] // 3000)}
+    assert stored_ids(tmpfs_8m, "big-d64-none") == chunk_ids

@@ -15,9 +15,9 @@ def test_default_matrix_caps_at_model_dim() -> None:
     assert [(s.dim, s.quantization) for s in default_matrix(1024)][:3] == [
         (1024, "none"),
         (1024, "binary"),
-        (512, "none"),
+        (1024, "scalar"),
     ]
-    assert len(default_matrix(1024)) == 10
+    assert len(default_matrix(1024)) == 15  # 5 dims × none, binary, scalar
     assert sorted({s.dim for s in default_matrix(256)}) == [64, 128, 256]
     assert sorted({s.dim for s in default_matrix(300)}) == [64, 128, 256, 300]
 

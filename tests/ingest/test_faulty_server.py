@@ -79,14 +79,33 @@ def test_each_batch_is_retried_on_its_own() -> None:
 
 
 @pytest.mark.parametrize(
-    ("fault", "cause"),
+    ("fault", "state", "cause", "advice"),
     [
-        (503, "last error: UnexpectedResponse: Unexpected Response: 503 (Service Unavailable)"),
-        ("drop", "last error: ResponseHandlingException: Server disconnected without sending a response."),
-        ("slow", "last error: ResponseHandlingException: timed out"),
+        (
+            503,
+            "kept failing",
+            "last error: UnexpectedResponse: Unexpected Response: 503 (Service Unavailable)",
+            "Check the server's logs, load and disk; --retries allows more attempts (now 2).",
+        ),
+        (
+            "drop",
+            "kept dropping the connection",
+            "last error: ResponseHandlingException: Server disconnected without sending a response.",
+            "Check the server's logs (a crash or restart) and any proxy in between; --retries allows more "
+            "attempts (now 2).",
+        ),
+        (
+            "slow",
+            "kept timing out",
+            "last error: ResponseHandlingException: timed out",
+            "The server is overloaded or the request too big: raise --timeout, or check the server's load; "
+            "--retries allows more attempts (now 2).",
+        ),
     ],
 )
-def test_a_fault_that_outlasts_the_retries_is_one_clear_error(fault: object, cause: str) -> None:
+def test_a_fault_that_outlasts_the_retries_is_one_clear_error(
+    fault: object, state: str, cause: str, advice: str
+) -> None:
     ids, vectors, payloads = points(20)
     with FaultyQdrant(plan=[fault] * 3, slow_s=1.5) as fake:  # type: ignore[list-item]
         store = store_for(fake, max_retries=2)
@@ -97,11 +116,10 @@ def test_a_fault_that_outlasts_the_retries_is_one_clear_error(fault: object, cau
         message = str(info.value)
         assert "\n" not in message
         assert message.startswith(
-            f"Qdrant server {fake.url} is unreachable: upserting points 0..9 into 'c' failed after 3 "
-            "attempts over "
+            f"Qdrant server {fake.url} {state}: upserting points 0..9 into 'c' failed after 3 attempts over "
         )
         assert f"(timeout 1s per request; {cause}" in message
-        assert message.endswith("Is the server running? Check --qdrant-url.")
+        assert message.endswith(advice)
         assert len(fake.attempts) == 3  # the second batch was never sent
         assert fake.points["c"] == {}
         if fault == "slow":
@@ -114,3 +132,45 @@ def test_a_permanent_error_is_not_retried() -> None:
         with pytest.raises(StoreError, match=r"upserting points 0\.\.9 into 'c' failed: UnexpectedResponse"):
             store_for(fake).upsert("c", ids, vectors, payloads)
         assert len(fake.attempts) == 1
+
+
+def test_a_refused_connection_says_unreachable() -> None:
+    with FaultyQdrant() as fake:
+        url = fake.url  # the port is free again once the fake stopped
+    store = ServerStore(url, prefer_grpc=False, timeout_s=1, max_retries=1, backoff_s=0.01)
+    with pytest.raises(StoreError) as info:
+        store.collection_exists("c")
+    assert str(info.value).startswith(
+        f"Qdrant server {url} is unreachable: checking collection 'c' failed after 2 attempts over "
+    )
+    assert str(info.value).endswith("Is the server running? Check --qdrant-url.")
+
+
+def test_a_sub_second_timeout_is_kept() -> None:
+    """qdrant-client rounds its timeout up to whole seconds; the store gives its connections 0.3 s."""
+    ids, vectors, payloads = points(10)
+    with FaultyQdrant(plan=["slow", "slow"], slow_s=1.2) as fake:
+        store = store_for(fake, timeout_s=0.3, max_retries=1, backoff_s=0.01)
+        started = time.monotonic()
+        with pytest.raises(StoreError, match=r"kept timing out: .*\(timeout 0\.3s per request"):
+            store.upsert("c", ids, vectors, payloads)
+        elapsed = time.monotonic() - started
+    assert elapsed < 1.5, f"two attempts took {elapsed:.2f} s: the 0.3 s timeout was rounded up"
+    assert len(fake.attempts) == 2
+
+
+def test_api_key_over_http_is_one_warning_of_ours(caplog: pytest.LogCaptureFixture) -> None:
+    import warnings
+
+    secret = "k3y-never-shown"
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level("WARNING", "ingest.stores"):
+        warnings.simplefilter("always")
+        store = ServerStore("http://127.0.0.1:6333", secret, prefer_grpc=False)
+    store.close()
+    assert [str(w.message) for w in caught] == []
+    [record] = caplog.records
+    assert record.getMessage() == (
+        "QDRANT_API_KEY is sent unencrypted to http://127.0.0.1:6333 (an http:// URL): anyone on the "
+        "network path can read it; use https:// (or no key for a server without authentication)"
+    )
+    assert secret not in caplog.text

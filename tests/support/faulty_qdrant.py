@@ -9,6 +9,8 @@ Faults are planned per upsert request, in arrival order (`FaultyQdrant.plan`): `
 half the body, then close the connection without answering: a connection dropped mid-upload), `"slow"`
 (answer after `slow_s`, past the client's timeout, *without* storing the points: the request is lost),
 or an HTTP status such as `503` (a 5xx burst is several in a row). Requests beyond the plan are `"ok"`.
+`every` applies one fault to every request of any kind instead (a server that is down in that way from
+the first request on, as the CLI meets it: its first call checks whether a collection exists).
 
 Binds 127.0.0.1 on a free port; nothing leaves the machine.
 
@@ -20,6 +22,7 @@ Usage:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -61,9 +64,16 @@ class FaultyQdrant:
     """
 
     def __init__(
-        self, plan: list[Fault] | None = None, *, slow_s: float = 2.0, collections: tuple[str, ...] = ("c",)
+        self,
+        plan: list[Fault] | None = None,
+        *,
+        slow_s: float = 2.0,
+        collections: tuple[str, ...] = ("c",),
+        every: Fault | None = None,
     ):
         self.plan: list[Fault] = list(plan or [])
+        self.every = every
+        self.requests = 0
         self.slow_s = slow_s
         self.points: dict[str, dict[str, Any]] = {name: {} for name in collections}
         self.attempts: list[UpsertAttempt] = []
@@ -118,11 +128,32 @@ def _handler_for(fake: FaultyQdrant) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             return self.rfile.read(length) if length else b""
 
+        def _every(self) -> bool:
+            """Apply `fake.every` to this request; True when it was answered (or dropped) that way."""
+            if fake.every is None or fake.every == "ok":
+                return False
+            with fake._lock:
+                fake.requests += 1
+            if fake.every == "drop":
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)
+                return True
+            self._body()
+            if fake.every == "slow":
+                time.sleep(fake.slow_s)
+                with contextlib.suppress(OSError):  # the client gave up: the socket is gone
+                    self._send(200, _ok(None))
+                return True
+            self._send(int(fake.every), {"status": {"error": f"injected HTTP {fake.every}"}, "time": 0.0})
+            return True
+
         def _parts(self) -> tuple[list[str], dict[str, list[str]]]:
             split = urlsplit(self.path)
             return [p for p in split.path.split("/") if p], parse_qs(split.query)
 
         def do_GET(self) -> None:
+            if self._every():
+                return
             parts, _ = self._parts()
             if parts == ["collections"]:
                 self._send(200, _ok({"collections": [{"name": n} for n in fake.points]}))
@@ -132,6 +163,8 @@ def _handler_for(fake: FaultyQdrant) -> type[BaseHTTPRequestHandler]:
                 self._send(404, {"status": {"error": f"Not found: {self.path}"}, "time": 0.0})
 
         def do_POST(self) -> None:
+            if self._every():
+                return
             parts, _ = self._parts()
             self._body()
             if len(parts) == 4 and parts[0] == "collections" and parts[2:] == ["points", "count"]:
@@ -140,6 +173,8 @@ def _handler_for(fake: FaultyQdrant) -> type[BaseHTTPRequestHandler]:
                 self._send(404, {"status": {"error": f"Not found: {self.path}"}, "time": 0.0})
 
         def do_PUT(self) -> None:
+            if self._every():
+                return
             parts, query = self._parts()
             if not (len(parts) == 3 and parts[0] == "collections" and parts[2] == "points"):
                 self._body()

@@ -4,90 +4,25 @@ member data), unreadable Parquet footers and row groups, saved HF datasets with 
 from __future__ import annotations
 
 import json
-import shutil
-import struct
 import zipfile
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from ingest.errors import InputError
 from ingest.sources import BeirSource, extract_zip, open_source
-
-DOCS = [
-    {"_id": f"d{i}", "title": f"Title {i}", "text": f"some words of document number {i} " * 8}
-    for i in range(400)
-]
-
-
-def beir_zip(tmp_path: Path, name: str = "toy") -> Path:
-    """A deflated BEIR zip `<name>.zip` holding `<name>/corpus.jsonl` (400 docs), queries and qrels."""
-    path = tmp_path / f"{name}.zip"
-    corpus = "".join(json.dumps(d) + "\n" for d in DOCS)
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(f"{name}/corpus.jsonl", corpus)
-        zf.writestr(f"{name}/queries.jsonl", json.dumps({"_id": "q1", "text": "words"}) + "\n")
-        zf.writestr(f"{name}/qrels/test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\t1\n")
-    return path
-
-
-def member_span(path: Path, member: str) -> tuple[int, int]:
-    """Return (offset, length) of a member's compressed data inside the archive."""
-    with zipfile.ZipFile(path) as zf:
-        info = zf.getinfo(member)
-    raw = path.read_bytes()
-    name_len, extra_len = struct.unpack("<HH", raw[info.header_offset + 26 : info.header_offset + 30])
-    return info.header_offset + 30 + name_len + extra_len, info.compress_size
-
-
-def flip_bytes(path: Path, offset: int, count: int) -> None:
-    raw = bytearray(path.read_bytes())
-    for i in range(offset, offset + count):
-        raw[i] ^= 0xFF
-    path.write_bytes(bytes(raw))
-
-
-def crc_damaged_zip(tmp_path: Path) -> Path:
-    """A zip whose directory is intact but whose corpus data fails its CRC check.
-
-    The member is stored (not deflated) so changed bytes decode fine and only the CRC notices.
-    """
-    path = tmp_path / "toy.zip"
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
-        zf.writestr("toy/corpus.jsonl", "".join(json.dumps(d) + "\n" for d in DOCS))
-    offset, _ = member_span(path, "toy/corpus.jsonl")
-    raw = bytearray(path.read_bytes())
-    i = raw.index(b"document number 7", offset)
-    raw[i : i + 8] = b"DOCUMENT"  # still valid JSON: only the CRC can tell
-    path.write_bytes(bytes(raw))
-    return path
-
-
-def truncated_member_zip(tmp_path: Path) -> Path:
-    """A zip whose directory says the corpus member is half its real compressed size (a cut copy)."""
-    path = beir_zip(tmp_path)
-    with zipfile.ZipFile(path) as zf:
-        info = zf.getinfo("toy/corpus.jsonl")
-    raw = bytearray(path.read_bytes())
-    central = raw.index(b"PK\x01\x02")
-    # The first central directory entry is the corpus: its compressed size field is at offset 20.
-    assert raw[central + 46 : central + 46 + len(b"toy/corpus.jsonl")] == b"toy/corpus.jsonl"
-    raw[central + 20 : central + 24] = struct.pack("<I", info.compress_size // 2)
-    path.write_bytes(bytes(raw))
-    return path
-
-
-def broken_stream_zip(tmp_path: Path) -> Path:
-    """A zip whose deflated corpus data is garbled at its start (the block header): zlib fails."""
-    path = beir_zip(tmp_path)
-    offset, _ = member_span(path, "toy/corpus.jsonl")
-    raw = bytearray(path.read_bytes())
-    raw[offset : offset + 4] = b"\xff" * 4
-    path.write_bytes(bytes(raw))
-    return path
-
+from tests.support.bad_inputs import (
+    DOCS,
+    broken_stream_zip,
+    crc_damaged_zip,
+    damaged_copy,
+    flip_bytes,
+    good_parquet,
+    member_span,
+    truncated_member_zip,
+)
+from tests.support.bad_inputs import saved_dataset as save_dataset
 
 CORRUPT_ZIPS = {"crc": crc_damaged_zip, "truncated": truncated_member_zip, "broken-stream": broken_stream_zip}
 ZIP_ADVICE = "the zip is corrupt or truncated (an interrupted download or copy); download or copy it again"
@@ -159,12 +94,6 @@ def test_cli_exits_2_on_a_crc_damaged_zip(
 # -- Parquet ----------------------------------------------------------------------------------------
 
 
-def good_parquet(path: Path, rows: int = 5000) -> Path:
-    table = pa.table({"id": [str(i) for i in range(rows)], "text": [f"row {i} " * 20 for i in range(rows)]})
-    pq.write_table(table, path, row_group_size=1000)
-    return path
-
-
 def test_corrupt_page_names_file_and_row_group(tmp_path: Path) -> None:
     path = good_parquet(tmp_path / "corpus.parquet")
     column = pq.ParquetFile(path).metadata.row_group(2).column(1)
@@ -226,25 +155,7 @@ def test_cli_exits_2_on_a_corrupt_parquet_page(
 
 @pytest.fixture(scope="module")
 def saved_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import datasets
-
-    folder = tmp_path_factory.mktemp("hf") / "saved"
-    rows = {"id": [str(i) for i in range(3000)], "text": [f"text {i} " * 10 for i in range(3000)]}
-    datasets.Dataset.from_dict(rows).save_to_disk(str(folder))
-    return folder
-
-
-def damaged_copy(saved: Path, dest: Path, damage: str) -> Path:
-    shutil.copytree(saved, dest)
-    arrow = next(dest.glob("*.arrow"))
-    raw = arrow.read_bytes()
-    if damage == "truncated":
-        arrow.write_bytes(raw[: len(raw) // 2])
-    elif damage == "garbage":
-        arrow.write_bytes(b"\x00" * 64 + raw[64:])
-    else:
-        arrow.unlink()
-    return dest
+    return save_dataset(tmp_path_factory.mktemp("hf") / "saved")
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage"])

@@ -6,18 +6,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from ingest.errors import InputError
 from ingest.sources import open_source
 from ingest.sources.base import EmptySourceError
-
-
-def empty_parquet(path: Path) -> Path:
-    pq.write_table(pa.table({"id": pa.array([], pa.string()), "text": pa.array([], pa.string())}), path)
-    return path
+from tests.support.bad_inputs import empty_parquet
 
 
 def beir_folder(tmp_path: Path, lines: list[str]) -> Path:
