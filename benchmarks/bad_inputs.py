@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -332,7 +333,7 @@ def reliability_cases(work: Path, model: Path, common: list[str]) -> list[Case]:
                 module="eval",
                 before=[*ingest_first, "--quantization", "none", "--batch-docs", "5"],
                 before_codes=(2,),
-                context=(lambda d=d: hold_writer_lock(d / "data", "toy-d64-none")) if context else None,
+                context=functools.partial(hold_writer_lock, d / "data", "toy-d64-none") if context else None,
                 timeout=600,
                 note="a first ingest stopped at a malformed line after 4 batches (status 'loading')"
                 + ("; this script holds its writer lock as the running ingest would" if context else ""),

@@ -32,6 +32,7 @@ from ingest.checkpoint import Checkpoint
 from ingest.chunking import SCHEME as CHUNKING_SCHEME
 from ingest.chunking import Chunker
 from ingest.config import CollectionSpec, IngestConfig, resolve_collections
+from ingest.diskspace import allocated_bytes, check_free_space, need_for_run
 from ingest.encode_batch import encode_docs
 from ingest.errors import CollectionMismatchError, IngestError, InputError
 from ingest.memory import peak_rss_mb, release_freed_memory
@@ -41,7 +42,9 @@ from ingest.records import Chunk, Document, point_id
 from ingest.run_ids import new_run_id
 from ingest.run_modes import run_in_processes, run_threaded
 from ingest.stores.base import VectorStore
+from ingest.stores.lock import check_writable_dir
 from ingest.summary import IngestSummary
+from ingest.supervise import set_activity
 from ingest.sync import BatchPlan, SeenIds, SyncCounts, content_hash, recipe_key, resolve_sync
 
 if TYPE_CHECKING:
@@ -108,7 +111,7 @@ class IngestJob:
             chunk_tokens=cfg.chunk_tokens,
             chunk_overlap=cfg.chunk_overlap,
             chunking=CHUNKING_SCHEME,
-            store_text=cfg.store_text,
+            text_collection=self.names[0] if cfg.store_text else None,
         )
         # Filled by `_prepare_collections` once each collection's generation is known.
         self.generations: dict[str, str] = {}
@@ -160,6 +163,7 @@ class IngestJob:
                 "--sync full deletes every document the source does not hold, and with --limit the run "
                 "reads only part of it: use --sync incremental (the default with --limit), or drop --limit"
             )
+        check_writable_dir(cfg.data_dir, "write checkpoints, run records and collections")
         source = open_source(
             target,
             data_dir=cfg.data_dir,
@@ -171,6 +175,7 @@ class IngestJob:
             on_duplicate=cfg.on_duplicate,
             name=cfg.name,
         )
+        source.allow_empty = cfg.allow_empty
         encoder = load_encoder(cfg.model, data_dir=cfg.data_dir)
         specs = resolve_collections(cfg, encoder.dim)
         names = [s.name(source.name) for s in specs]
@@ -180,7 +185,9 @@ class IngestJob:
             )
         owns_store = store is None
         if store is None:
-            store = open_store(data_dir=cfg.data_dir, qdrant_url=cfg.qdrant_url, timeout_s=cfg.timeout_s)
+            store = open_store(
+                data_dir=cfg.data_dir, qdrant_url=cfg.qdrant_url, timeout_s=cfg.timeout_s, retries=cfg.retries
+            )
         job: IngestJob | None = None
         try:
             job = cls(cfg, source, encoder, store, specs)
@@ -434,6 +441,8 @@ class IngestJob:
         plan = self._plans.get(batch.batch_no)
         if plan is None:
             raise ValueError(f"batch {batch.batch_no} was not planned by this job (use encode_batch)")
+        if not self._stored and self.cfg.qdrant_url is None:
+            self._check_free_space(batch)
         t0 = time.perf_counter()
         new = Counter(c.doc_id for c in batch.chunks)
         ids = [point_id(self.dataset, c.doc_id, c.chunk_no) for c in batch.chunks]
@@ -464,6 +473,30 @@ class IngestJob:
         self.stage_seconds["upsert"] += seconds
         return BatchResult(batch.batch_no, batch.docs, len(batch.chunks), seconds)
 
+    def _check_free_space(self, batch: EncodedBatch) -> None:
+        """Refuse a run that will not fit on the data dir's disk, from its first batch (see
+        `ingest.diskspace`), unless `--force`; record the estimate for a full-disk message.
+
+        Raises:
+            InputError: need vs free and where, when the estimate exceeds the free space.
+        """
+        total = size_hint(self.source.describe())
+        if total is None:  # a source of unknown size: nothing to extrapolate from
+            return
+        if self.cfg.limit is not None:
+            total = min(total, self.cfg.limit)
+        need = need_for_run(
+            self.specs,
+            total_docs=total,
+            sample_docs=batch.docs,
+            sample_chunks=len(batch.chunks),
+            sample_text_bytes=sum(len(c.text.encode()) for c in batch.chunks),
+            store_text=self.cfg.store_text,
+            existing_bytes=sum(allocated_bytes(self.cfg.data_dir / "qdrant" / n) for n in self.names),
+        )
+        check_free_space(self.cfg.data_dir, need, force=self.cfg.force)
+        set_activity("", need_bytes=need)
+
     def _write(
         self,
         name: str,
@@ -476,6 +509,7 @@ class IngestJob:
         hashes: dict[str, str],
     ) -> None:
         """Write the planned documents of one batch into one collection (see `store_batch`)."""
+        set_activity(f"collection {name!r}")
         record = self.records[name]
         intent = record.begin([(d, max(old, new[d])) for d, old in need.items()])
         if rows:
@@ -553,6 +587,7 @@ class IngestJob:
         t0 = time.perf_counter()
         for name in self.names:
             log.debug("indexing %s", name)
+            set_activity(f"the index of collection {name!r}")
             self.store.build_index(name)
         self.stage_seconds["index"] += time.perf_counter() - t0
 

@@ -61,9 +61,13 @@ def recipe_key(
     chunk_tokens: int,
     chunk_overlap: int,
     chunking: str,
-    store_text: bool,
+    text_collection: str | None,
 ) -> bytes:
-    """What, besides a document's own text, decides its points (hashed into every content hash)."""
+    """What, besides a document's own text, decides its points (hashed into every content hash).
+
+    `text_collection` is the collection that stores the chunk text (None with `--no-text`): when it
+    changes, every document is rewritten so the text follows it.
+    """
     recipe = {
         "dataset": dataset,
         "model_id": model.get("model_id"),
@@ -72,7 +76,7 @@ def recipe_key(
         "chunk_tokens": chunk_tokens,
         "chunk_overlap": chunk_overlap,
         "chunking": chunking,
-        "store_text": store_text,
+        "text_collection": text_collection,
     }
     return json.dumps(recipe, sort_keys=True).encode("utf-8")
 

@@ -44,6 +44,7 @@ def ingest_samples(tmp: Path) -> dict[str, Any]:
         "dims": [32, 16],
         "quantizations": ["scalar", "binary"],
         "limit": 7,
+        "sync": "incremental",
         "recreate": True,
         "chunk_tokens": 128,
         "chunk_overlap": 16,

@@ -87,20 +87,22 @@ def test_a_second_writer_is_refused_and_the_first_finishes_exact(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
     assert first.stderr is not None
     # The first holds both collections once it has stored a batch; freeze it there (SIGSTOP) so the
-    # second surely meets it, whatever the machine's speed.
+    # second surely meets it, whatever the machine's speed. The CLI runs the ingest in a supervised
+    # child process: stop the whole process group.
     for line in first.stderr:
         if "stored batch 0 " in line:
             break
-    os.kill(first.pid, signal.SIGSTOP)
+    os.killpg(first.pid, signal.SIGSTOP)
     try:
         second = subprocess.run(
             nfcorpus_ingest.command(data_dir), capture_output=True, text=True, timeout=300, check=False
         )
     finally:
-        os.kill(first.pid, signal.SIGCONT)
+        os.killpg(first.pid, signal.SIGCONT)
     out, _ = first.communicate(timeout=300)
 
     assert second.returncode == 2

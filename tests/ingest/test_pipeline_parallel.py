@@ -179,6 +179,7 @@ def test_pipelined_points_equal_the_libraries_chunk_by_chunk(
         assert sorted(got[name]) == sorted(ids)
         for pid, chunk, vec in zip(ids, chunks, want, strict=True):
             stored, payload = got[name][pid]
-            assert payload["text"] == chunk.text
+            # The chunk text is stored once per dataset, in the first collection of the matrix.
+            assert payload.get("text") == (chunk.text if name == "synth-d64-none" else None)
             assert (payload["char_start"], payload["char_end"]) == (chunk.char_start, chunk.char_end)
             assert np.abs(np.frombuffer(stored, dtype=np.float32) - vec).max() < 1e-5

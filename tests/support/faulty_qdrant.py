@@ -86,7 +86,8 @@ class FaultyQdrant:
     def url(self) -> str:
         """The base URL (`http://127.0.0.1:<port>`)."""
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        host_text = host.decode() if isinstance(host, bytes) else host
+        return f"http://{host_text}:{port}"
 
     def next_fault(self) -> Fault:
         """Pop the next planned fault (`"ok"` once the plan is used up)."""
@@ -181,7 +182,7 @@ def _handler_for(fake: FaultyQdrant) -> type[BaseHTTPRequestHandler]:
                 self._send(404, {"status": {"error": f"Not found: {self.path}"}, "time": 0.0})
                 return
             fault = fake.next_fault()
-            attempt = UpsertAttempt(time.monotonic(), fault, wait=(query.get("wait") or [None])[0])
+            attempt = UpsertAttempt(time.monotonic(), fault, wait=(query.get("wait") or [None])[0])  # type: ignore[list-item]
             with fake._lock:
                 fake.attempts.append(attempt)
             if fault == "drop":
