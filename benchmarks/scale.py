@@ -50,6 +50,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -261,6 +262,16 @@ def _start_child(
     return proc, watcher
 
 
+def _events(proc: subprocess.Popen[str]) -> Iterator[dict[str, Any]]:
+    """The child's `@@{json}` events, its other output lines echoed indented."""
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.startswith("@@"):
+            yield json.loads(line[2:])
+        else:
+            print("   | " + line.rstrip())
+
+
 def run_scale(corpus: Path, mode: str, args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     """Ingest `corpus` in a fresh process with a fresh data directory; return its figures.
 
@@ -279,12 +290,7 @@ def run_scale(corpus: Path, mode: str, args: argparse.Namespace, data_dir: Path)
     workers_used = 0
     batch_docs = 1
     phases: dict[str, float] = {}
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if not line.startswith("@@"):
-            print("   | " + line.rstrip())
-            continue
-        event = json.loads(line[2:])
+    for event in _events(proc):
         phases[event["phase"]] = time.perf_counter() - started
         if event["phase"] == "done":
             done = event
@@ -379,12 +385,7 @@ def run_bare(
         data_dir,
     )
     done: dict[str, Any] = {}
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if not line.startswith("@@"):
-            print("   | " + line.rstrip())
-            continue
-        event = json.loads(line[2:])
+    for event in _events(proc):
         if event["phase"] == "done":
             done = event
         watcher.set_phase(event["phase"])

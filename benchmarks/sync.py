@@ -96,15 +96,16 @@ def write_changed(v1: Path, v2: Path, change: float, *, seed: int = 0) -> dict[s
 
 def run_ingest_cli(target: Path, data_dir: Path, args: argparse.Namespace) -> tuple[float, dict[str, Any]]:
     """Run `python -m ingest` to the end; return its wall time and its JSON summary."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "ingest",
-        str(target),
-        "--data-dir",
-        str(data_dir),
-        "--model",
-        str(args.model),
+    flags = {
+        "--data-dir": data_dir,
+        "--model": args.model,
+        "--name": NAME,
+        "--dims": args.dims,
+        "--quantization": args.quantization,
+    }
+    cmd = [sys.executable, "-m", "ingest", str(target), *(str(x) for kv in flags.items() for x in kv)]
+    cmd += ["--no-progress", "--json"]
+    cmd += [
         "--name",
         NAME,
         "--dims",

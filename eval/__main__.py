@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from eval.errors import EvalError
 from eval.options import EvalOptions, EvalSettings
 from ingest.errors import IngestError
-from ingest.optionmodel import add_option_arguments, options_from_args
+from ingest.optionmodel import options_from_args, options_parser
 
 if TYPE_CHECKING:
     from eval.runner import EvalRun
@@ -44,18 +44,15 @@ environment:
 def build_parser(prog: str = "python -m eval") -> argparse.ArgumentParser:
     """The eval argument parser: the target, `--config`, one flag per `EvalSettings` field
     (generated, see `ingest.optionmodel.add_option_arguments`) and `-v`."""
-    p = argparse.ArgumentParser(
+    p = options_parser(
+        EvalSettings,
         prog=prog,
         description="Evaluate every collection configuration of an ingested dataset against its qrels "
         "and recommend the cheapest one at acceptable quality.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        target_help="the dataset as given to the ingest: BEIR name, BEIR folder/zip, Parquet path",
+        config_help="the ingest TOML file ([[collections]], data_dir, qdrant_url)",
     )
-    p.add_argument(
-        "target", help="the dataset as given to the ingest: BEIR name, BEIR folder/zip, Parquet path"
-    )
-    p.add_argument("--config", type=Path, help="the ingest TOML file ([[collections]], data_dir, qdrant_url)")
-    add_option_arguments(p, EvalSettings)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
 

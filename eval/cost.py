@@ -74,11 +74,7 @@ def part_of(relative: Path) -> str:
         return "metadata" if relative.name.endswith(".json") else "hnsw_graph"
     if top.startswith("id_tracker"):
         return "id_tracker"
-    if top == "payload_index":
-        return "payload_index"
-    if top == "payload_storage":
-        return "payload_storage"
-    return "metadata"
+    return top if top in ("payload_index", "payload_storage") else "metadata"
 
 
 def stored_bytes(path: Path) -> int:

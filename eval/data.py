@@ -54,17 +54,9 @@ def open_eval_source(opts: EvalOptions) -> Any:
     Raises:
         InputError, DatasetNotFoundError: see `ingest.sources.open_source`.
     """
-    from ingest.sources import open_source
+    from ingest.sources.spec import SourceSpec
 
-    return open_source(
-        opts.target,
-        data_dir=opts.data_dir,
-        beir_dirs=opts.beir_dirs,
-        id_col=opts.id_col,
-        text_col=opts.text_col,
-        title_col=opts.title_col,
-        name=opts.name,
-    )
+    return SourceSpec.of(opts.target, opts).open()
 
 
 def read_queries_file(path: Path) -> dict[str, str]:

@@ -310,29 +310,16 @@ def _draw_points(
                         zorder=4,
                     )
     base = next((c for c in configs if c.is_baseline), None)
-    if base is not None:
-        ax.scatter(
-            [serving_ram(base)],
-            [base.primary],
-            marker="o",
-            s=150,
-            facecolors="none",
-            edgecolors="black",
-            linewidths=1.0,
-            zorder=5,
-        )
+    # The baseline ringed, the recommendation starred (the only one with a legend entry).
+    marks = [(base, {"marker": "o", "s": 150, "facecolors": "none", "linewidths": 1.0})]
     if rec is not None:
-        ax.scatter(
-            [serving_ram(rec)],
-            [rec.primary],
-            marker="*",
-            s=320,
-            facecolors="gold",
-            edgecolors="black",
-            linewidths=0.8,
-            zorder=5,
-            label=f"recommended: d{rec.dim} {rec.quantization} {rec.mode}",
+        label = f"recommended: d{rec.dim} {rec.quantization} {rec.mode}"
+        marks.append(
+            (rec, {"marker": "*", "s": 320, "facecolors": "gold", "linewidths": 0.8, "label": label})
         )
+    for cfg, style in marks:
+        if cfg is not None:
+            ax.scatter([serving_ram(cfg)], [cfg.primary], edgecolors="black", zorder=5, **style)
 
 
 def _label_specs(

@@ -45,6 +45,17 @@ def _metrics(mean: dict[str, float], per_query: dict[str, dict[str, float]]) -> 
     return MetricResult(mean=dict(mean), per_query={m: dict(v) for m, v in per_query.items()}, n_queries=n)
 
 
+def _build_scored(cls: type[T], data: Any, where: str, what: str) -> T:
+    """`_build` for a section with `metrics` and `per_query` (a configuration row, the teacher).
+
+    Raises:
+        ValueError: not such a section, naming `where` and `what` it should be.
+    """
+    if not isinstance(data, dict) or "metrics" not in data:
+        raise ValueError(f"{where}: not a {what} (no `metrics`)")
+    return _build(cls, dict(data, metrics=_metrics(data["metrics"], data.get("per_query") or {})), where)
+
+
 @dataclass
 class SkippedCollection:
     """A configured collection left out of the eval, and why."""
@@ -225,18 +236,6 @@ class ConfigurationResult:
             out["per_query"] = {m: dict(v) for m, v in self.metrics.per_query.items()}
         return out
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "configuration") -> ConfigurationResult:
-        """Read a results.json row back.
-
-        Raises:
-            ValueError: a field is missing, naming `where`.
-        """
-        if not isinstance(data, dict) or "metrics" not in data:
-            raise ValueError(f"{where}: not a configuration row (no `metrics`)")
-        row = dict(data, metrics=_metrics(data["metrics"], data.get("per_query") or {}))
-        return _build(cls, row, where)
-
 
 @dataclass
 class TeacherResult:
@@ -292,17 +291,6 @@ class TeacherResult:
         if self.static_docs_per_s is not None:
             out["static_docs_per_s"] = self.static_docs_per_s
         return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str = "teacher") -> TeacherResult:
-        """Read the `teacher` section back.
-
-        Raises:
-            ValueError: a field is missing, naming `where`.
-        """
-        if not isinstance(data, dict) or "metrics" not in data:
-            raise ValueError(f"{where}: not a teacher section (no `metrics`)")
-        return _build(cls, dict(data, metrics=_metrics(data["metrics"], data.get("per_query") or {})), where)
 
 
 @dataclass
@@ -407,7 +395,7 @@ class EvalResults:
             ValueError: a section is missing or malformed, naming it.
         """
         configs = [
-            ConfigurationResult.from_dict(c, f"{where}: configurations[{i}]")
+            _build_scored(ConfigurationResult, c, f"{where}: configurations[{i}]", "configuration row")
             for i, c in enumerate(data.get("configurations") or [])
         ]
         rec_data = data.get("recommendation")
@@ -417,7 +405,7 @@ class EvalResults:
             key = (rec_data.get("collection"), rec_data.get("mode"))
             recommendation = next(
                 (c for c in configs if (c.collection, c.mode) == key), None
-            ) or ConfigurationResult.from_dict(rec_data, f"{where}: recommendation")
+            ) or _build_scored(ConfigurationResult, rec_data, f"{where}: recommendation", "configuration row")
         teacher = data.get("teacher")
         top = dict(
             data,
@@ -430,7 +418,9 @@ class EvalResults:
             configurations=configs,
             recommendation=recommendation,
             skipped=[_build(SkippedCollection, s, f"{where}: skipped") for s in data.get("skipped") or []],
-            teacher=None if not teacher else TeacherResult.from_dict(teacher, f"{where}: teacher"),
+            teacher=None
+            if not teacher
+            else _build_scored(TeacherResult, teacher, f"{where}: teacher", "teacher section"),
         )
         return _build(cls, top, where)
 

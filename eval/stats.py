@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -134,24 +135,13 @@ def paired_bootstrap_cis(
     return np.nanpercentile(all_changes, [tail, 100.0 - tail], axis=0).T
 
 
-def paired_bootstrap_ci(
-    a: np.ndarray,
-    b: np.ndarray,
-    *,
-    n_resamples: int = DEFAULT_RESAMPLES,
-    seed: int = DEFAULT_SEED,
-    confidence: float = DEFAULT_CONFIDENCE,
-    relative: bool = True,
-) -> tuple[float, float]:
+def paired_bootstrap_ci(a: np.ndarray, b: np.ndarray, **options: Any) -> tuple[float, float]:
     """Paired bootstrap interval of the change of system A against baseline B (see `paired_bootstrap_cis`).
 
     Args:
         a: Per-query scores of the system (1-d).
         b: Per-query scores of the baseline, same queries in the same order.
-        n_resamples: Number of bootstrap resamples.
-        seed: Seed of the random generator.
-        confidence: Coverage of the interval.
-        relative: In % of the baseline mean, else in metric units.
+        options: `n_resamples`, `seed`, `confidence`, `relative`, as for `paired_bootstrap_cis`.
 
     Returns:
         (lower, upper).
@@ -162,9 +152,7 @@ def paired_bootstrap_ci(
     a = np.asarray(a, dtype=np.float64)
     if a.ndim != 1:
         raise ValueError(f"need a 1-d score vector, got shape {a.shape}")
-    lo, hi = paired_bootstrap_cis(
-        a, b, n_resamples=n_resamples, seed=seed, confidence=confidence, relative=relative
-    )[0]
+    lo, hi = paired_bootstrap_cis(a, b, **options)[0]
     return float(lo), float(hi)
 
 

@@ -27,6 +27,23 @@ PERMANENT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+def retried(retries: int = 2, delays: int | list[int] | None = None) -> dict[str, Any]:
+    """Task options of a retried task: `retries` retries after `delays` seconds (default 2 then 10),
+    permanent errors not retried (`is_transient`), no result cache (arguments are live objects or
+    arrays: nothing to key a cache on, nothing worth persisting).
+
+    Use as `@task(name=..., **retried())`.
+    """
+    from prefect.cache_policies import NO_CACHE
+
+    return {
+        "retries": retries,
+        "retry_delay_seconds": [2, 10] if delays is None else delays,
+        "retry_condition_fn": is_transient,
+        "cache_policy": NO_CACHE,
+    }
+
+
 def is_transient(task: Any, task_run: Any, state: Any) -> bool:
     """Prefect `retry_condition_fn`: retry a failed task run unless its error is permanent.
 

@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 
 from eval.metrics import PRIMARY_METRIC
 from eval.options import EvalOptions, EvalSettings
-from flows.common import artifact_key, is_transient
+from flows.common import artifact_key, retried
 
 if TYPE_CHECKING:
     from eval.data import EvalData
@@ -33,10 +33,7 @@ if TYPE_CHECKING:
 
 @task(
     name="load-eval-data",
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=is_transient,
-    cache_policy=NO_CACHE,
+    **retried(),
 )
 def load_data(opts: EvalOptions) -> EvalData:
     """Judged queries and qrels of the split."""
@@ -67,10 +64,7 @@ def plan(store: VectorStore, dataset: str, opts: EvalOptions) -> CollectionPlan:
 
 @task(
     name="encode-queries",
-    retries=1,
-    retry_delay_seconds=5,
-    retry_condition_fn=is_transient,
-    cache_policy=NO_CACHE,
+    **retried(1, 5),
 )
 def encode(model: dict[str, Any], data: EvalData, opts: EvalOptions) -> tuple[Any, QueryEmbeddings]:
     """Load the collections' model and encode every judged query.
@@ -91,10 +85,7 @@ def encode(model: dict[str, Any], data: EvalData, opts: EvalOptions) -> tuple[An
 @task(
     name="evaluate-collection",
     task_run_name="evaluate-{target.name}",
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=is_transient,
-    cache_policy=NO_CACHE,
+    **retried(),
 )
 def evaluate_collection(
     store: VectorStore,

@@ -33,7 +33,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import artifact_key, is_transient, markdown_table
+from flows.common import artifact_key, markdown_table, retried
 from ingest.errors import IngestError, InputError
 from ingest.options import IngestConfig
 
@@ -57,10 +57,7 @@ TASK_RUNNERS: tuple[str, ...] = ("local", "dask")
 
 @task(
     name="open-ingest",
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=is_transient,
-    cache_policy=NO_CACHE,
+    **retried(),
 )
 def open_ingest(target: str, cfg: IngestConfig) -> IngestJob:
     """Resolve the source, load the encoder, open the store and create or check every collection."""
@@ -81,10 +78,7 @@ def open_ingest(target: str, cfg: IngestConfig) -> IngestJob:
 @task(
     name="encode-partition",
     task_run_name="encode-{part.batch_no}",
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=is_transient,
-    cache_policy=NO_CACHE,
+    **retried(),
 )
 def encode_partition(spec: SourceSpec, recipe: EncodeRecipe, part: Partition) -> EncodedBatch:
     """Read one partition from the source, chunk and encode it (on any worker; only reads).
@@ -100,10 +94,7 @@ def encode_partition(spec: SourceSpec, recipe: EncodeRecipe, part: Partition) ->
 @task(
     name="store-partition",
     task_run_name="store-{batch_no}",
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    retry_condition_fn=is_transient,
-    cache_policy=NO_CACHE,
+    **retried(),
 )
 def store_partition(job: IngestJob, batch_no: int, batch: EncodedBatch) -> dict[str, Any]:
     """Write one encoded partition into every collection, flush, record and checkpoint it (flow process).
@@ -113,20 +104,12 @@ def store_partition(job: IngestJob, batch_no: int, batch: EncodedBatch) -> dict[
     """
     job.stage_seconds["encode"] += batch.seconds  # spent on a worker: the summary's encode stage
     result = job.store_batch(batch)
-    return {
-        "batch_no": result.batch_no,
-        "docs": result.docs,
-        "chunks": result.chunks,
-        "seconds": result.seconds,
-    }
+    return {key: getattr(result, key) for key in ("batch_no", "docs", "chunks", "seconds")}
 
 
 @task(
     name="build-index",
-    retries=1,
-    retry_delay_seconds=10,
-    retry_condition_fn=is_transient,
-    cache_policy=NO_CACHE,
+    **retried(1, 10),
 )
 def build_index(job: IngestJob) -> None:
     """Enable and build HNSW (and quantized storage) in every collection after the bulk load."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ingest.config import IngestConfig, build_config
 from ingest.errors import IngestError
-from ingest.optionmodel import add_option_arguments, options_from_args
+from ingest.optionmodel import options_from_args, options_parser
 
 EPILOG = """\
 targets:
@@ -39,16 +39,15 @@ environment:
 def build_parser(prog: str = "python -m ingest") -> argparse.ArgumentParser:
     """The ingest argument parser: the target, `--config`, one flag per `IngestConfig` field
     (generated, see `ingest.optionmodel.add_option_arguments`) and the CLI's own switches."""
-    p = argparse.ArgumentParser(
+    p = options_parser(
+        IngestConfig,
         prog=prog,
         description="Chunk a corpus, encode it with a static embedding model and upsert it into Qdrant "
         "collections (every Matryoshka dim × quantization configured) in one pass.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        target_help="BEIR dataset name, BEIR folder/zip, Parquet file/dir/glob, or hf:NAME",
+        config_help="TOML file with options and [[collections]] tables",
     )
-    p.add_argument("target", help="BEIR dataset name, BEIR folder/zip, Parquet file/dir/glob, or hf:NAME")
-    p.add_argument("--config", type=Path, help="TOML file with options and [[collections]] tables")
-    add_option_arguments(p, IngestConfig)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")

@@ -408,6 +408,23 @@ def _owner(model: type, loc: tuple[str | int, ...]) -> type | None:
 # ----------------------------------------------------------------------------------- command line
 
 
+def options_parser(
+    model: type, *, prog: str, description: str, epilog: str, target_help: str, config_help: str
+) -> argparse.ArgumentParser:
+    """A command's parser: its `target`, `--config` (a TOML file) and one flag per field of `model`
+    (`add_option_arguments`); the caller adds its own switches."""
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("target", help=target_help)
+    parser.add_argument("--config", type=Path, help=config_help)
+    add_option_arguments(parser, model)
+    return parser
+
+
 def add_option_arguments(parser: argparse.ArgumentParser, model: type) -> None:
     """Add one argument per option field (in declaration order) to an argparse parser.
 

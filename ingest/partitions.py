@@ -20,78 +20,19 @@ import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ingest.sources.spec import SourceSpec
 
 if TYPE_CHECKING:
     from ingest.batches import EncodedBatch
     from ingest.chunking import Chunker
     from ingest.encoder.static import Encoder
-    from ingest.options import IngestConfig
     from ingest.parallel import EncodeRecipe
     from ingest.pipeline import IngestJob
     from ingest.sources.base import BaseSource
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    """How to open the run's source in another process (the source options of an `IngestConfig`).
-
-    Attributes:
-        target: What to ingest, as given (BEIR name or path, Parquet, `hf:`).
-        data_dir: The data directory (BEIR downloads, extracted archives).
-        beir_dirs: Where BEIR datasets are looked up by name.
-        id_col: Id column (Parquet, HF).
-        text_col: Text column.
-        title_col: Title column ('' or None: none).
-        on_error: The bad-record policy.
-        on_duplicate: The duplicate-id policy.
-        name: The dataset name, if set.
-    """
-
-    target: str
-    data_dir: str
-    beir_dirs: tuple[str, ...]
-    id_col: str
-    text_col: str
-    title_col: str | None
-    on_error: str
-    on_duplicate: str
-    name: str | None
-
-    @classmethod
-    def of(cls, target: str, cfg: IngestConfig) -> SourceSpec:
-        """The spec of `target` opened with the options of `cfg`."""
-        return cls(
-            target=target,
-            data_dir=str(cfg.data_dir),
-            beir_dirs=tuple(str(d) for d in cfg.beir_dirs),
-            id_col=cfg.id_col,
-            text_col=cfg.text_col,
-            title_col=cfg.title_col,
-            on_error=cfg.on_error,
-            on_duplicate=cfg.on_duplicate,
-            name=cfg.name,
-        )
-
-    def open(self) -> BaseSource:
-        """Open the source (nothing is read but its directory or metadata)."""
-        from ingest.sources import open_source
-
-        source: BaseSource = open_source(
-            self.target,
-            data_dir=Path(self.data_dir),
-            beir_dirs=[Path(d) for d in self.beir_dirs],
-            id_col=self.id_col,
-            text_col=self.text_col,
-            title_col=self.title_col,
-            on_error=self.on_error,
-            on_duplicate=self.on_duplicate,
-            name=self.name,
-        )
-        return source
 
 
 @dataclass(frozen=True)

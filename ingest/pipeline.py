@@ -21,6 +21,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -43,9 +44,9 @@ from ingest.run_ids import new_run_id
 from ingest.run_modes import run_in_processes, run_threaded
 from ingest.stores.base import VectorStore
 from ingest.stores.lock import check_writable_dir
-from ingest.summary import IngestSummary
+from ingest.summary import IngestSummary, SyncCounts
 from ingest.supervise import set_activity
-from ingest.sync import BatchPlan, SeenIds, SyncCounts, content_hash, recipe_key, resolve_sync
+from ingest.sync import BatchPlan, SeenIds, content_hash, recipe_key, resolve_sync
 
 if TYPE_CHECKING:
     from ingest.sources.base import Rejection
@@ -155,7 +156,7 @@ class IngestJob:
                 built with another model) and `cfg.recreate` is False.
         """
         from ingest.encoder.static import load_encoder
-        from ingest.sources import open_source
+        from ingest.sources.spec import SourceSpec
         from ingest.stores import open_store
 
         if resolve_sync(cfg.sync, cfg.limit) == "full" and cfg.limit is not None:
@@ -164,17 +165,7 @@ class IngestJob:
                 "reads only part of it: use --sync incremental (the default with --limit), or drop --limit"
             )
         check_writable_dir(cfg.data_dir, "write checkpoints, run records and collections")
-        source = open_source(
-            target,
-            data_dir=cfg.data_dir,
-            beir_dirs=cfg.beir_dirs,
-            id_col=cfg.id_col,
-            text_col=cfg.text_col,
-            title_col=cfg.title_col,
-            on_error=cfg.on_error,
-            on_duplicate=cfg.on_duplicate,
-            name=cfg.name,
-        )
+        source = SourceSpec.of(target, cfg).open()
         source.allow_empty = cfg.allow_empty
         encoder = load_encoder(cfg.model, data_dir=cfg.data_dir)
         specs = resolve_collections(cfg, encoder.dim)
@@ -714,13 +705,7 @@ class IngestJob:
             stage_seconds={k: round(v, 2) for k, v in self.stage_seconds.items()},
             peak_rss_mb=peak_rss_mb(),
             sync=self.sync,
-            added=self.counts.added,
-            changed=self.counts.changed,
-            unchanged=self.counts.unchanged,
-            deleted=self.counts.deleted,
-            encoded_docs=self.counts.encoded_docs,
-            encoded_chunks=self.counts.encoded_chunks,
-            deletions_skipped=self.counts.deletions_skipped,
+            **asdict(self.counts),
             status={name: problems.get(name, "complete") for name in self.names},
         )
         for spec, name in zip(self.specs, self.names, strict=True):

@@ -7,7 +7,28 @@ from typing import Any
 
 
 @dataclass
-class IngestSummary:
+class SyncCounts:
+    """What a run did to the documents (the run summary's sync line)."""
+
+    added: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    encoded_docs: int = 0
+    encoded_chunks: int = 0
+    deletions_skipped: str = ""
+
+    def count(self, plan: Any, chunks: int) -> None:
+        """Add a stored batch (`plan`: its `ingest.sync.BatchPlan`)."""
+        self.added += plan.added
+        self.changed += plan.changed
+        self.unchanged += plan.unchanged
+        self.encoded_docs += len(plan.docs)
+        self.encoded_chunks += chunks
+
+
+@dataclass(kw_only=True)
+class IngestSummary(SyncCounts):
     """The outcome of an ingest run, printed by the CLI and published by the flow.
 
     `peak_rss_mb` is this (the main) process's peak, as `ingest.memory.peak_rss_mb` measures it;
@@ -36,13 +57,6 @@ class IngestSummary:
     peak_rss_mb: float = 0.0
     run_dir: str = ""
     sync: str = "full"
-    added: int = 0
-    changed: int = 0
-    unchanged: int = 0
-    deleted: int = 0
-    encoded_docs: int = 0
-    encoded_chunks: int = 0
-    deletions_skipped: str = ""
     status: dict[str, str] = field(default_factory=dict)
 
     @property

@@ -136,27 +136,6 @@ class BatchPlan:
 
 
 @dataclass
-class SyncCounts:
-    """What a run did to the documents (the run summary's sync line)."""
-
-    added: int = 0
-    changed: int = 0
-    unchanged: int = 0
-    deleted: int = 0
-    encoded_docs: int = 0
-    encoded_chunks: int = 0
-    deletions_skipped: str = ""
-
-    def count(self, plan: BatchPlan, chunks: int) -> None:
-        """Add a stored batch."""
-        self.added += plan.added
-        self.changed += plan.changed
-        self.unchanged += plan.unchanged
-        self.encoded_docs += len(plan.docs)
-        self.encoded_chunks += chunks
-
-
-@dataclass
 class SeenIds:
     """The ids of every document this run read from the source, in a scratch SQLite file.
 

@@ -389,12 +389,12 @@ class FastStaticEncoder:
 
     def describe(self) -> dict[str, Any]:
         """The fast path's settings, for the model description."""
-        return {
-            "strategy": self.strategy,
-            "unsupported_reason": self.unsupported,
-            "workers": self.workers,
-            "dropped_token_ids": self.drop_ids,
-        }
+        return dict(
+            strategy=self.strategy,
+            unsupported_reason=self.unsupported,
+            workers=self.workers,
+            dropped_token_ids=self.drop_ids,
+        )
 
 
 _WORKER: FastStaticEncoder | None = None

@@ -130,14 +130,14 @@ class SourceCounters:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the counters as a JSON-serialisable dict."""
-        return {
-            "docs": self.docs,
-            "skipped_empty": self.skipped_empty,
-            "duplicates_dropped": self.duplicates_dropped,
-            "rejected_count": self.rejected_count,
-            "rejected": [r.to_dict() for r in self.rejected],
-            "complete": self.complete,
-        }
+        return dict(
+            docs=self.docs,
+            skipped_empty=self.skipped_empty,
+            duplicates_dropped=self.duplicates_dropped,
+            rejected_count=self.rejected_count,
+            rejected=[r.to_dict() for r in self.rejected],
+            complete=self.complete,
+        )
 
 
 @runtime_checkable

@@ -233,14 +233,7 @@ class HFSource(BaseSource):
 
     def _records(self) -> Iterator[tuple[int, Document | BadRecord]]:
         cols = [self.id_col, self.text_col] + ([self.title_col] if self._has_title and self.title_col else [])
-        pos = 0
-        for batch in self._select(cols).iter(batch_size=READ_ROWS):
-            ids = batch[self.id_col]
-            texts = batch[self.text_col]
-            titles = batch[self.title_col] if len(cols) == 3 else [None] * len(ids)
-            for doc_id, text, title in zip(ids, texts, titles, strict=True):
-                yield pos, self._document(pos, doc_id, text, title)
-                pos += 1
+        yield from self._rows(self._select(cols), cols, 0)
 
     def _records_from(
         self, start: int, stop: int, hint: dict[str, Any]
@@ -251,7 +244,10 @@ class HFSource(BaseSource):
             return
         cols = [self.id_col, self.text_col] + ([self.title_col] if self._has_title and self.title_col else [])
         rows = self._select(cols).select(range(start, min(stop + 1, len(self.dataset))))
-        pos = start
+        yield from self._rows(rows, cols, start)
+
+    def _rows(self, rows: Any, cols: list[str], pos: int) -> Iterator[tuple[int, Document | BadRecord]]:
+        """The documents of `rows` (columns `cols`: id, text and maybe title), numbered from `pos`."""
         for batch in rows.iter(batch_size=READ_ROWS):
             ids = batch[self.id_col]
             texts = batch[self.text_col]

@@ -462,6 +462,11 @@ class ServerStore(BaseStore):
 
         The ingest rebuilds a collection's per-document record from these (see `ingest.record`).
         """
+        for records in self._scroll(name, list(keys), f"reading the payloads of {name!r}"):
+            yield [dict(r.payload or {}) for r in records]
+
+    def _scroll(self, name: str, with_payload: bool | list[str], what: str) -> Iterator[list[Any]]:
+        """Every point of `name` without vectors, one page of `SCROLL_PAGE` records at a time."""
         offset: Any = None
         while True:
             page = partial(
@@ -469,11 +474,11 @@ class ServerStore(BaseStore):
                 name,
                 limit=SCROLL_PAGE,
                 offset=offset,
-                with_payload=list(keys),
+                with_payload=with_payload,
                 with_vectors=False,
             )
-            records, offset = self._call(f"reading the payloads of {name!r}", page)
-            yield [dict(r.payload or {}) for r in records]
+            records, offset = self._call(what, page)
+            yield records
             if offset is None:
                 return
 
@@ -518,21 +523,8 @@ class ServerStore(BaseStore):
 
     def scroll_ids(self, name: str) -> list[str]:
         """Every point id."""
-        out: list[str] = []
-        offset: Any = None
-        while True:
-            page = partial(
-                self.client.scroll,
-                name,
-                limit=SCROLL_PAGE,
-                offset=offset,
-                with_payload=False,
-                with_vectors=False,
-            )
-            records, offset = self._call(f"listing point ids of {name!r}", page)
-            out.extend(str(r.id) for r in records)
-            if offset is None:
-                return out
+        pages = self._scroll(name, False, f"listing point ids of {name!r}")
+        return [str(r.id) for records in pages for r in records]
 
     # -- metadata ------------------------------------------------------------------------------------
 
