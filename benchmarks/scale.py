@@ -160,9 +160,9 @@ def child_bare(args: argparse.Namespace) -> None:
 
     from ingest.config import resolve_collections
     from ingest.memory import release_freed_memory
-    from ingest.pipeline import slice_vectors
     from ingest.records import point_id
     from ingest.stores import open_store
+    from ingest.write import slice_vectors
 
     cfg = _bench_config(args)
     specs = resolve_collections(cfg, args.dim)

@@ -9,12 +9,20 @@ defaults before `prefect` is imported.
 
 The flow process opens the job (source, encoder, store, collections, records, checkpoints) and plans
 the source into partitions (`ingest.partitions`): plain data (record span, seek hint, the ids the
-sync plan needs encoded), one per batch of `batch_docs` documents. One `encode-<n>` task per partition
-runs on the task runner: it opens the source and the encoder itself (once per worker process), reads
-its partition, chunks and encodes it, and returns the vectors and chunks. The flow process is the one
-writer (`store-<n>`): `IngestJob.store_batch` writes every collection, records and checkpoints exactly
-as the CLI does, so the points are the CLI's and a stored partition is skipped by any rerun; a task
-lost with its worker is run again by the runner (it only reads and encodes).
+sync plan needs encoded), one per batch of `batch_docs` documents. One task per partition runs on the
+task runner: it opens the source and the encoder itself (once per worker process), reads its
+partition, chunks and encodes it. Then, by store:
+
+- embedded (qdrant-edge, one writer per shard): the `encode-<n>` task returns the vectors and chunks
+  and the flow process is the one writer (`store-<n>`): `IngestJob.store_batch` writes every
+  collection, records and checkpoints exactly as the CLI does;
+- Qdrant server (`--qdrant-url`): the `write-<n>` task upserts its points straight to the server
+  (the CLI's write, `ingest.write.write_encoded`, each upsert batch retried on its own; API key from
+  the worker's QDRANT_API_KEY) and returns chunk counts; the flow process records and checkpoints it
+  (`commit-<n>`).
+
+Either way the points are the CLI's, a checkpointed partition is skipped by any rerun, and a task
+lost with its worker is run again by the runner (its writes are idempotent: deterministic point ids).
 
 The flow takes `target`, `options` (an `IngestConfig`: the Prefect UI renders one form field per
 option), `task_runner` (`local` | `dask`, default STATIC_INGEST_TASK_RUNNER or `local`) and
@@ -43,8 +51,9 @@ if TYPE_CHECKING:
 
     from ingest.batches import EncodedBatch
     from ingest.parallel import EncodeRecipe
-    from ingest.partitions import Partition, SourceSpec
+    from ingest.partitions import Partition, PartitionWrite, SourceSpec, WrittenPartition
     from ingest.pipeline import IngestJob, IngestSummary
+    from ingest.write import WriteTarget
 
 ENV_TASK_RUNNER = "STATIC_INGEST_TASK_RUNNER"
 ENV_DASK_ADDRESS = "STATIC_INGEST_DASK_ADDRESS"
@@ -104,6 +113,40 @@ def store_partition(job: IngestJob, batch_no: int, batch: EncodedBatch) -> dict[
     """
     job.stage_seconds["encode"] += batch.seconds  # spent on a worker: the summary's encode stage
     result = job.store_batch(batch)
+    return {key: getattr(result, key) for key in ("batch_no", "docs", "chunks", "seconds")}
+
+
+@task(
+    name="write-partition",
+    task_run_name="write-{part.batch_no}",
+    **retried(),
+)
+def write_partition(
+    spec: SourceSpec, recipe: EncodeRecipe, part: Partition, target: WriteTarget, write: PartitionWrite
+) -> WrittenPartition:
+    """Read, chunk and encode one partition and upsert it to the Qdrant server (on any worker).
+
+    Returns:
+        Chunks written per document, for the flow process to record and checkpoint.
+    """
+    from ingest.partitions import encode_and_write
+
+    return encode_and_write(spec, recipe, part, target, write)
+
+
+@task(
+    name="commit-partition",
+    task_run_name="commit-{written.batch_no}",
+    **retried(),
+)
+def commit_partition(job: IngestJob, written: WrittenPartition) -> dict[str, Any]:
+    """Record and checkpoint a partition a task wrote to the server (flow process).
+
+    Returns:
+        `{"batch_no", "docs", "chunks", "seconds"}`.
+    """
+    job.stage_seconds["encode"] += written.encode_seconds
+    result = job.commit_written(written.batch_no, written.chunks, write_seconds=written.write_seconds)
     return {key: getattr(result, key) for key in ("batch_no", "docs", "chunks", "seconds")}
 
 
@@ -207,15 +250,17 @@ def runner_workers(cfg: IngestConfig) -> int:
 def run_partitions(
     job: IngestJob, target: str, runner: TaskRunner[Any], in_flight: int
 ) -> list[dict[str, Any]]:
-    """Plan the partitions, encode them on `runner`, store each here in source order.
+    """Plan the partitions and run them on `runner`: encoded there and stored here (embedded store), or
+    encoded and written there and committed here (server), in source order.
 
-    At most `in_flight` partitions are submitted and not yet stored (bounds the vectors held).
+    At most `in_flight` partitions are submitted and not yet stored or committed (bounds the vectors
+    held, and the documents written but not yet checkpointed).
 
     Returns:
-        One `store_partition` result per partition.
+        One `store_partition` / `commit_partition` result per partition.
     """
     from ingest.parallel import EncodeRecipe
-    from ingest.partitions import SourceSpec, plan_partitions
+    from ingest.partitions import PartitionWrite, SourceSpec, plan_partitions
 
     spec = SourceSpec.of(target, job.cfg)
     recipe = EncodeRecipe.of(
@@ -224,17 +269,25 @@ def run_partitions(
         chunk_tokens=job.cfg.chunk_tokens,
         chunk_overlap=job.cfg.chunk_overlap,
     )
-    pending: deque[tuple[Partition, PrefectFuture[EncodedBatch]]] = deque()
+    direct = job.target.qdrant_url is not None
+    pending: deque[tuple[Partition, PrefectFuture[Any]]] = deque()
     stored: list[dict[str, Any]] = []
 
     def store_next() -> None:
         part, future = pending.popleft()
-        stored.append(store_partition(job, part.batch_no, future.result()))
+        if direct:
+            stored.append(commit_partition(job, future.result()))
+        else:
+            stored.append(store_partition(job, part.batch_no, future.result()))
 
     for part in plan_partitions(job):
-        pending.append(
-            (part, runner.submit(encode_partition, {"spec": spec, "recipe": recipe, "part": part}))
-        )
+        args: dict[str, Any] = {"spec": spec, "recipe": recipe, "part": part}
+        if direct:
+            old, hashes = job.write_plan(part.batch_no)
+            args.update(target=job.target, write=PartitionWrite(old, hashes))
+            pending.append((part, runner.submit(write_partition, args)))
+        else:
+            pending.append((part, runner.submit(encode_partition, args)))
         while len(pending) > in_flight:
             store_next()
     while pending:

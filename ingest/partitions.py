@@ -5,9 +5,20 @@ The process that owns the collections plans (`plan_partitions`): it streams the 
 per-document record which documents need encoding (the sync plan), and turns every batch it yields into
 a `Partition`: the record positions the batch spans, a seek hint and the ids to encode. A worker reads
 the partition back itself and chunks and encodes it (`encode_partition`); its source is opened once
-per worker process and its encoder once per worker thread. The owner then stores the `EncodedBatch`
-with `IngestJob.store_batch`, which writes, records and checkpoints it exactly as the CLI does, so the
-stored points are the CLI's and a partition stored once is skipped by any rerun.
+per worker process and its encoder once per worker thread.
+
+Who writes depends on the store:
+
+- embedded (qdrant-edge: one writer per shard): the owner stores the returned `EncodedBatch` with
+  `IngestJob.store_batch`, which writes, records and checkpoints it exactly as the CLI does;
+- Qdrant server (many writers are fine): the task also writes its points itself
+  (`encode_and_write`: `ingest.write.write_encoded`, the CLI's write, through a store connection
+  opened once per worker thread, each upsert batch retried on its own) and returns only chunk
+  counts; the owner then records and checkpoints it (`IngestJob.commit_written`). The server's
+  record is its points' payloads, so a task that dies after writing leaves nothing to undo: the
+  retried task rewrites the same point ids.
+
+Either way the stored points are the CLI's and a partition checkpointed once is skipped by any rerun.
 
 Partition sizes are the run's `batch_docs` (2,048 by default): the checkpoint unit of the CLI, so a
 flow and a CLI run resume each other's work.
@@ -18,8 +29,10 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ingest.sources.spec import SourceSpec
@@ -31,6 +44,8 @@ if TYPE_CHECKING:
     from ingest.parallel import EncodeRecipe
     from ingest.pipeline import IngestJob
     from ingest.sources.base import BaseSource
+    from ingest.stores.base import VectorStore
+    from ingest.write import WriteTarget
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +106,36 @@ def plan_partitions(job: IngestJob) -> Iterator[Partition]:
         )
 
 
+@dataclass(frozen=True)
+class PartitionWrite:
+    """What a partition task writes itself (server backend): `IngestJob.write_plan` of its batch.
+
+    Attributes:
+        old: Per collection: each document to write there → its old chunk count (0 if new there).
+        hashes: Content hash per document (payload `doc_hash`).
+    """
+
+    old: dict[str, dict[str, int]]
+    hashes: dict[str, str]
+
+
+@dataclass(frozen=True)
+class WrittenPartition:
+    """What a task that wrote its partition returns (small: one count per document).
+
+    Attributes:
+        batch_no: The partition's batch.
+        chunks: Chunks written per document.
+        encode_seconds: Time reading, chunking and encoding took.
+        write_seconds: Time upserting, deleting surplus chunks and flushing took.
+    """
+
+    batch_no: int
+    chunks: dict[str, int]
+    encode_seconds: float
+    write_seconds: float
+
+
 @functools.cache
 def worker_source(spec: SourceSpec) -> BaseSource:
     """The source of `spec`, opened once per process."""
@@ -111,6 +156,25 @@ def worker_encoder(recipe: EncodeRecipe) -> tuple[Chunker, Encoder]:
 
 
 _THREAD = threading.local()
+
+
+def worker_store(target: WriteTarget) -> VectorStore:
+    """A connection to `target`'s Qdrant server, opened once per worker thread (API key from
+    QDRANT_API_KEY in the worker's environment: never part of a task's arguments).
+
+    Raises:
+        ValueError: `target` names no server (the embedded store has one writer: the flow process).
+    """
+    if target.qdrant_url is None:
+        raise ValueError("partition tasks write only to a Qdrant server; the embedded store has one writer")
+    from ingest.stores import open_store
+
+    key = (target.qdrant_url, target.timeout_s, target.retries)
+    stores: dict[tuple[str, float, int | None], VectorStore] = _THREAD.__dict__.setdefault("stores", {})
+    if key not in stores:
+        url, timeout_s, retries = key
+        stores[key] = open_store(data_dir=Path("."), qdrant_url=url, timeout_s=timeout_s, retries=retries)
+    return stores[key]
 
 
 def read_partition(spec: SourceSpec, part: Partition) -> list[Any]:
@@ -148,3 +212,30 @@ def encode_partition(spec: SourceSpec, recipe: EncodeRecipe, part: Partition) ->
     batch = encode_docs(chunker, encoder, part.batch_no, docs)
     release_freed_memory()
     return batch
+
+
+def encode_and_write(
+    spec: SourceSpec, recipe: EncodeRecipe, part: Partition, target: WriteTarget, write: PartitionWrite
+) -> WrittenPartition:
+    """Read, chunk and encode one partition, and write it to the Qdrant server (in any process).
+
+    Args:
+        spec: How to open the source.
+        recipe: How to build the chunker and encoder.
+        part: The partition.
+        target: The collections and the server (`IngestJob.target`).
+        write: Where each document goes (`IngestJob.write_plan`).
+
+    Returns:
+        Chunks written per document, for `IngestJob.commit_written`.
+
+    Raises:
+        InputError: the source changed since the partition was planned.
+        StoreError: a write still fails after the store's retries (the task may be retried whole).
+    """
+    from ingest.write import write_encoded
+
+    batch = encode_partition(spec, recipe, part)
+    t0 = time.perf_counter()
+    new = write_encoded(worker_store(target), target, batch, write.old, write.hashes)
+    return WrittenPartition(part.batch_no, dict(new), batch.seconds, time.perf_counter() - t0)

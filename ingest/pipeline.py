@@ -26,8 +26,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-import numpy as np
-
 from ingest.batches import BatchResult, EncodedBatch
 from ingest.checkpoint import Checkpoint
 from ingest.chunking import SCHEME as CHUNKING_SCHEME
@@ -39,7 +37,7 @@ from ingest.errors import CollectionMismatchError, IngestError, InputError
 from ingest.memory import peak_rss_mb, release_freed_memory
 from ingest.parallel import EncodeRecipe, choose_workers, size_hint
 from ingest.record import DocRecord
-from ingest.records import Chunk, Document, point_id
+from ingest.records import Document, point_id
 from ingest.run_ids import new_run_id
 from ingest.run_modes import run_in_processes, run_threaded
 from ingest.stores.base import VectorStore
@@ -47,6 +45,7 @@ from ingest.stores.lock import check_writable_dir
 from ingest.summary import IngestSummary, SyncCounts
 from ingest.supervise import set_activity
 from ingest.sync import BatchPlan, SeenIds, content_hash, recipe_key, resolve_sync
+from ingest.write import WriteTarget, record_rows, write_encoded
 
 if TYPE_CHECKING:
     from ingest.sources.base import Rejection
@@ -58,14 +57,6 @@ DELETE_PAGE = 2_000
 # Source batches one batch of documents to encode may gather at most (a sync of a few changes): bounds
 # how long their checkpoints wait, and lets encoding overlap with reading.
 GROUP_BATCHES = 16
-
-
-def slice_vectors(vectors: np.ndarray, dims: set[int]) -> dict[int, np.ndarray]:
-    """Matryoshka: prefix-slice full-dimension vectors to each dim and re-normalise."""
-    from ingest.encoder.static import slice_normalise
-
-    full = vectors.shape[1]
-    return {d: (vectors if d == full else slice_normalise(vectors, d)) for d in dims}
 
 
 class IngestJob:
@@ -232,6 +223,16 @@ class IngestJob:
             self.store.set_metadata(name, self._manifest(spec, status="loading"))
             self.records[name] = self._open_record(name)
             self.checkpoints[name] = self._load_checkpoint(name)
+        self.target = WriteTarget(
+            dataset=self.dataset,
+            collections=tuple((name, spec.dim) for spec, name in zip(self.specs, self.names, strict=True)),
+            text_collection=self.names[0] if self.cfg.store_text else None,
+            payload_record=self._payload_record,
+            sync=self.sync,
+            qdrant_url=self.cfg.qdrant_url,
+            timeout_s=self.cfg.timeout_s,
+            retries=self.cfg.retries,
+        )
         if self.sync == "full":
             where = self._checkpoint_path(self.names[0]).parent
             self._seen = SeenIds.open(where, _safe(self.dataset))
@@ -422,9 +423,10 @@ class IngestJob:
     def store_batch(self, batch: EncodedBatch) -> BatchResult:
         """Write one encoded batch into every collection as its plan says, flush, then record and checkpoint.
 
-        Per collection: commit an intent in the record, upsert the chunks of the documents the plan
-        writes there, delete their chunks beyond the new count (not with `--sync none`), flush, write
-        the record rows, checkpoint the source batches the plan covers.
+        Per collection: commit an intent in the record; then `ingest.write.write_encoded` (upsert
+        the chunks of the documents the plan writes there, delete their chunks beyond the new count
+        unless `--sync none`, flush); then the record rows and the checkpoint of the source batches
+        the plan covers (`commit_written`).
 
         Raises:
             ValueError: the batch was not planned by this job (`pending_batches` / `encode_batch`).
@@ -436,33 +438,85 @@ class IngestJob:
             self._check_free_space(batch)
         t0 = time.perf_counter()
         new = Counter(c.doc_id for c in batch.chunks)
-        ids = [point_id(self.dataset, c.doc_id, c.chunk_no) for c in batch.chunks]
-        payloads = [self._payload(c, plan.hashes.get(c.doc_id, ""), new[c.doc_id]) for c in batch.chunks]
-        # issue 14: the chunk text once per dataset, in the first collection (`text_collection` in the
-        # manifests); the others join on the point id, the same uuid5 in every collection.
-        bare = [{k: v for k, v in p.items() if k != "text"} for p in payloads]
-        sliced = slice_vectors(batch.vectors, {s.dim for s in self.specs})
-        for spec, name in zip(self.specs, self.names, strict=True):
-            cp = self.checkpoints[name]
+        intents = {
+            name: self.records[name].begin([(d, max(old, new[d])) for d, old in need.items()])
+            for name, need in plan.old.items()
+            if need
+        }
+        write_encoded(self.store, self.target, batch, plan.old, plan.hashes)
+        return self.commit_written(
+            batch.batch_no, new, write_seconds=time.perf_counter() - t0, intents=intents
+        )
+
+    def write_plan(self, batch_no: int) -> tuple[dict[str, dict[str, int]], dict[str, str]]:
+        """What a planned batch must write, for a task that writes it itself (`ingest.partitions`).
+
+        Returns:
+            Per collection, each document to write there → its old chunk count; each document's
+            content hash. Identical per-collection maps are one object (pickled once).
+
+        Raises:
+            ValueError: the batch was not planned by this job.
+        """
+        plan = self._plans.get(batch_no)
+        if plan is None:
+            raise ValueError(f"batch {batch_no} was not planned by this job (use pending_batches)")
+        shared: list[dict[str, int]] = []
+        old: dict[str, dict[str, int]] = {}
+        for name, need in plan.old.items():
+            old[name] = next((s for s in shared if s == need), need)
+            if old[name] is need:
+                shared.append(need)
+        return old, plan.hashes
+
+    def commit_written(
+        self,
+        batch_no: int,
+        new: Counter[str] | dict[str, int],
+        *,
+        write_seconds: float,
+        intents: dict[str, int] | None = None,
+    ) -> BatchResult:
+        """Record and checkpoint a planned batch once its points are written and flushed.
+
+        Args:
+            batch_no: The batch.
+            new: Chunks per document written (`write_encoded`'s result).
+            write_seconds: Time spent writing it (the summary's upsert stage).
+            intents: The record intents begun before writing (None: a task wrote it; the server's
+                record is its points' payloads, rebuilt on every run, so nothing needs undoing).
+
+        Returns:
+            The batch's documents, chunks and write time.
+
+        Raises:
+            ValueError: the batch was not planned by this job.
+        """
+        plan = self._plans.get(batch_no)
+        if plan is None:
+            raise ValueError(f"batch {batch_no} was not planned by this job")
+        t0 = time.perf_counter()
+        new = Counter(new)
+        for name in self.names:
             need = plan.old.get(name, {})
-            rows = list(range(len(ids)))
-            if len(need) < len(plan.docs):
-                rows = [i for i, c in enumerate(batch.chunks) if c.doc_id in need]
             if need:
-                texts = payloads if name == self.names[0] else bare
-                self._write(name, sliced[spec.dim], ids, texts, rows, need, new, plan.hashes)
-            chunks = Counter(plan.source_of[batch.chunks[i].doc_id] for i in rows)
+                rows = record_rows(need, new, plan.hashes, self.sync)
+                self.records[name].commit((intents or {}).get(name), rows)
+            chunks: Counter[int] = Counter()
+            for doc_id in need:
+                chunks[plan.source_of[doc_id]] += new[doc_id]
+            cp = self.checkpoints[name]
             cp.mark_many({b: (n, chunks[b]) for b, n in plan.batches.items() if b not in cp.done})
-        del ids, payloads, bare, sliced
-        self._plans.pop(batch.batch_no, None)
-        self._stored.add(batch.batch_no)
-        self.counts.count(plan, len(batch.chunks))
+        self._plans.pop(batch_no, None)
+        self._stored.add(batch_no)
+        total = sum(new.values())
+        self.counts.count(plan, total)
         release_freed_memory()
-        seconds = time.perf_counter() - t0
-        for batch_no in plan.batches:  # one line per source batch (the kill/resume harness reads them)
-            log.debug("stored batch %d (%d docs, %d chunks)", batch_no, batch.docs, len(batch.chunks))
+        for source_batch in plan.batches:  # one line per source batch (the kill/resume harness reads them)
+            log.debug("stored batch %d (%d docs, %d chunks)", source_batch, len(plan.docs), total)
+        seconds = write_seconds + time.perf_counter() - t0
         self.stage_seconds["upsert"] += seconds
-        return BatchResult(batch.batch_no, batch.docs, len(batch.chunks), seconds)
+        return BatchResult(batch_no, len(plan.docs), total, seconds)
 
     def _check_free_space(self, batch: EncodedBatch) -> None:
         """Refuse a run that will not fit on the data dir's disk, from its first batch (see
@@ -487,37 +541,6 @@ class IngestJob:
         )
         check_free_space(self.cfg.data_dir, need, force=self.cfg.force)
         set_activity("", need_bytes=need)
-
-    def _write(
-        self,
-        name: str,
-        vectors: np.ndarray,
-        ids: list[str],
-        payloads: list[dict[str, Any]],
-        rows: list[int],
-        need: dict[str, int],
-        new: Counter[str],
-        hashes: dict[str, str],
-    ) -> None:
-        """Write the planned documents of one batch into one collection (see `store_batch`)."""
-        set_activity(f"collection {name!r}")
-        record = self.records[name]
-        intent = record.begin([(d, max(old, new[d])) for d, old in need.items()])
-        if rows:
-            if len(rows) == len(ids):
-                self.store.upsert(name, ids, vectors, payloads)
-            else:
-                self.store.upsert(name, [ids[i] for i in rows], vectors[rows], [payloads[i] for i in rows])
-        entries: list[tuple[str, str | None, int]]
-        if self.sync == "none":  # upsert only: a shortened document keeps its old chunks, content unknown
-            entries = [(d, hashes[d] if new[d] >= old else None, max(old, new[d])) for d, old in need.items()]
-        else:
-            surplus = [point_id(self.dataset, d, k) for d, old in need.items() for k in range(new[d], old)]
-            if surplus:
-                self.store.delete_points(name, surplus)
-            entries = [(d, hashes[d], new[d]) for d in need]
-        self.store.flush(name)
-        record.commit(intent, entries)
 
     def run_batches(self, *, progress: bool = False, workers: int | None = None) -> int:
         """Chunk, encode and store every pending batch, reading, encoding and upserting in parallel.
@@ -555,21 +578,6 @@ class IngestJob:
     def process_batch(self, batch_no: int, docs: list[Document]) -> BatchResult:
         """Chunk, encode and store one batch (the unit a flow task runs)."""
         return self.store_batch(self.encode_batch(batch_no, docs))
-
-    def _payload(self, chunk: Chunk, doc_hash: str, chunk_count: int) -> dict[str, Any]:
-        payload: dict[str, Any] = {
-            "doc_id": chunk.doc_id,
-            "chunk_no": chunk.chunk_no,
-            "source": self.dataset,
-            "char_start": chunk.char_start,
-            "char_end": chunk.char_end,
-        }
-        if self.cfg.store_text:
-            payload["text"] = chunk.text
-        if self._payload_record:  # the server's record lives in the points (see `ingest.record`)
-            payload["doc_hash"] = doc_hash
-            payload["chunk_count"] = chunk_count
-        return payload
 
     def build_indexes(self) -> None:
         """Build HNSW (and quantized storage) in every collection once the bulk load (and `finish_sync`,

@@ -174,3 +174,81 @@ def test_unknown_task_runner_is_one_line_exit_2(tmp_path: Path) -> None:
 
     assert main(["nfcorpus", "--data-dir", str(tmp_path), "--dask-address", "tcp://127.0.0.1:1"]) == 2
     assert not any(tmp_path.iterdir())
+
+
+# -- server backend: partition tasks write straight to Qdrant ----------------------------------------
+
+SERVER_URL = "http://memory.invalid:6333"
+
+
+def server_snapshot(store: Any, names: list[str]) -> Snapshot:
+    return {
+        name: {
+            p.id: (np.asarray(p.vector), p.payload)
+            for p in store.retrieve(name, sorted(store.scroll_ids(name)))
+        }
+        for name in names
+    }
+
+
+def test_server_backend_tasks_upsert_the_cli_points_themselves(
+    prefect_api_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """API shape only: qdrant-client's memory mode stands in for the server, shared in this process by
+    every connection the flow and its tasks open (one runner thread: memory mode is not thread-safe).
+    Every upsert must come from a task's thread, none from the flow's; the points equal the CLI's."""
+    from qdrant_client import QdrantClient
+
+    import ingest.stores
+    from flows.ingest_flow import ingest_corpus
+    from ingest.pipeline import run_ingest
+    from ingest.stores.server import ServerStore
+
+    upsert_threads: list[int] = []
+
+    class SharedServer(ServerStore):
+        """One memory-mode client behind every connection; closing a connection keeps it."""
+
+        def upsert(self, name: str, ids: list[str], vectors: Any, payloads: list[dict[str, Any]]) -> None:
+            upsert_threads.append(threading.get_ident())
+            super().upsert(name, ids, vectors, payloads)
+
+        def close(self) -> None:
+            pass
+
+    flow_client, cli_client = QdrantClient(":memory:"), QdrantClient(":memory:")
+
+    def open_shared(**kwargs: Any) -> ServerStore:
+        assert kwargs["qdrant_url"] == SERVER_URL
+        return SharedServer(SERVER_URL, client=flow_client)
+
+    cli = run_ingest(
+        "nfcorpus",
+        options(tmp_path / "cli", qdrant_url=SERVER_URL),
+        progress=False,
+        store=ServerStore(SERVER_URL, client=cli_client),
+    )
+    assert cli.verified
+    names = sorted(cli.points)
+    want = server_snapshot(ServerStore(SERVER_URL, client=cli_client), names)
+
+    monkeypatch.setattr(ingest.stores, "open_store", open_shared)
+    flow_options = options(tmp_path / "flow", qdrant_url=SERVER_URL, workers=1)
+    state = ingest_corpus(target="nfcorpus", options=flow_options, task_runner="local", return_state=True)
+    assert state.is_completed(), state.message
+    first = state.result()
+    assert first["verified"] is True and first["encoded_docs"] == LIMIT
+    assert upsert_threads and threading.get_ident() not in upsert_threads
+    got = server_snapshot(SharedServer(SERVER_URL, client=flow_client), names)
+    assert_same_points(got, want)
+    assert all("doc_hash" in payload for _, payload in got[names[0]].values())
+
+    upsert_threads.clear()
+    again = ingest_corpus(target="nfcorpus", options=flow_options, task_runner="local", return_state=True)
+    assert again.is_completed(), again.message
+    second = again.result()
+    assert second["encoded_docs"] == 0 and second["added"] == 0 and second["changed"] == 0
+    assert not upsert_threads
+    assert_same_points(server_snapshot(SharedServer(SERVER_URL, client=flow_client), names), want)
+    flow_client.close()
+    cli_client.close()
