@@ -55,6 +55,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.machine import machine_info as shared_machine_info
+from benchmarks.memcap import MemoryCap
 from benchmarks.rss_watch import Watcher, mapped_mb, own_mb, proc_status
 from benchmarks.synth_corpus import BEIR_DIR, TREC_COVID_DOCS, write_corpus
 
@@ -84,6 +85,7 @@ def _bench_config(args: argparse.Namespace, **extra: Any) -> Any:
         dims=[1024] if published else None,
         quantizations=["binary"] if published else None,
         recreate=True,
+        float_hnsw=getattr(args, "float_hnsw", False),
         **extra,
     )
 
@@ -251,12 +253,20 @@ def _fresh_dir(data_dir: Path) -> Path:
 
 
 def _start_child(
-    child_args: list[str], args: argparse.Namespace, data_dir: Path
+    child_args: list[str], args: argparse.Namespace, data_dir: Path, cap: MemoryCap | None = None
 ) -> tuple[subprocess.Popen[str], Watcher]:
-    """Start this harness as a child process on `data_dir` (model and matrix from `args`), watched."""
+    """Start this harness as a child process on `data_dir` (model and matrix from `args`), watched;
+    inside the memory cgroup `cap` from its first instruction when given."""
     cmd = [sys.executable, "-m", "benchmarks.scale", *child_args]
     cmd += ["--model", str(args.model_path), "--matrix", args.matrix, "--data-dir", str(data_dir)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    cmd += ["--float-hnsw"] if args.float_hnsw else []
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+        preexec_fn=cap.join if cap is not None else None,
+    )
     watcher = Watcher(proc.pid, data_dir / "qdrant")
     watcher.start()
     return proc, watcher
@@ -283,8 +293,11 @@ def run_scale(corpus: Path, mode: str, args: argparse.Namespace, data_dir: Path)
     """
     data_dir = _fresh_dir(data_dir)
     load_before = os.getloadavg()
+    cap = None
+    if args.memory_limit_mb:
+        cap = MemoryCap.create(args.memory_limit_mb, f"static-ingest-bench-{os.getpid()}-{mode}")
     started = time.perf_counter()
-    proc, watcher = _start_child(["--child", str(corpus), "--child-mode", mode], args, data_dir)
+    proc, watcher = _start_child(["--child", str(corpus), "--child-mode", mode], args, data_dir, cap)
     done: dict[str, Any] = {}
     open_maxrss = 0
     workers_used = 0
@@ -303,10 +316,19 @@ def run_scale(corpus: Path, mode: str, args: argparse.Namespace, data_dir: Path)
             watcher.set_phase(event["phase"])
     code = proc.wait()
     watcher.stop()
+    capped: dict[str, Any] = {}
+    if cap is not None:
+        capped = {"limit_mb": cap.limit_mb, "cgroup_peak_mb": cap.peak_mb(), "oom_kills": cap.oom_kills()}
+        cap.remove()
     if not args.keep_data:
         shutil.rmtree(data_dir, ignore_errors=True)
     if code != 0 or not done:
-        raise SystemExit(f"the ingest of {corpus} failed (exit code {code}); see its output above")
+        why = (
+            f"; the kernel killed {capped['oom_kills']} process(es) under the cap"
+            if capped.get("oom_kills")
+            else ""
+        )
+        raise SystemExit(f"the ingest of {corpus} failed (exit code {code}{why}); see its output above")
     peaks = watcher.peaks
     load = peaks.get("load", {})
     index = peaks.get("index", {})
@@ -352,6 +374,7 @@ def run_scale(corpus: Path, mode: str, args: argparse.Namespace, data_dir: Path)
             "engine_index_phase_above_load": max(index.get("rss", 0) - load.get("rss", 0), 0),
         },
         "pipeline_peak_rss_mb": pipeline_main + workers_peak,
+        "memory_cap": capped,
         "load_average": {
             "before": [round(x, 2) for x in load_before],
             "after": [round(x, 2) for x in os.getloadavg()],
@@ -466,6 +489,14 @@ def format_run(label: str, r: dict[str, Any]) -> str:
             f"{rss['pipeline_main_excl_engine_heap']:,} + encoder workers {rss['encoder_workers_peak']:,} = "
             f"{r['pipeline_peak_rss_mb_excl_engine_heap']:,}",
         )
+    cap = r.get("memory_cap") or {}
+    if cap:
+        lines.insert(
+            -1,
+            f"   memory cap {cap['limit_mb']:,} MB (a memory cgroup: process memory + the page cache it "
+            f"touches): cgroup peak {_mb(cap['cgroup_peak_mb'])} MB, "
+            f"OOM kills {cap['oom_kills']}",
+        )
     lines.insert(2, f"   architecture: {_architecture(r['workers_used'])}")
     return "\n".join(lines)
 
@@ -473,6 +504,10 @@ def format_run(label: str, r: dict[str, Any]) -> str:
 def _short(name: str) -> str:
     # `corpus-171332-seed0-d1024-binary` -> `d1024-binary`
     return name[name.rfind("-d") + 1 :] if "-d" in name else name
+
+
+def _mb(value: int | None) -> str:
+    return "?" if value is None else f"{value:,}"
 
 
 def _architecture(workers: int) -> str:
@@ -574,6 +609,18 @@ def main(argv: list[str] | None = None) -> None:
         help="skip the bare-store run per scale that measures the engine's heap (then the pipeline "
         "figures include it)",
     )
+    parser.add_argument(
+        "--memory-limit-mb",
+        type=int,
+        default=0,
+        help="run each ingest in a memory cgroup capped at this many MiB (page cache included; needs "
+        "permission to create one): shows whether it fits, beside the uncapped RSS figures",
+    )
+    parser.add_argument(
+        "--float-hnsw",
+        action="store_true",
+        help="default matrix: build HNSW graphs on the float collections too (the ingest's --float-hnsw)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
     parser.add_argument(
@@ -612,7 +659,9 @@ def main(argv: list[str] | None = None) -> None:
     else:
         weights = "trained weights"
     print(f"model: {location.model_id} at {location.path}: {weights}")
-    print(f"matrix: {args.matrix}; modes: {', '.join(modes)}")
+    float_note = " (float collections with HNSW: --float-hnsw)" if args.float_hnsw else ""
+    cap_note = f"; memory cap {args.memory_limit_mb:,} MB" if args.memory_limit_mb else ""
+    print(f"matrix: {args.matrix}{float_note}; modes: {', '.join(modes)}{cap_note}")
     args.out.mkdir(parents=True, exist_ok=True)
     scales = [args.docs] if args.no_small else [max(1, args.docs // 10), args.docs]
     corpora = {docs: corpus_for(args.out, docs, args.seed, args.beir_dir) for docs in scales}

@@ -328,11 +328,28 @@ def matrix_notes(results: EvalResults, decision: Decision) -> str:
             "bytes/vector: RAM not measured; the size of the vector searched first (the quantized one for "
             "binary/scalar; rescoring also reads the original float vectors)."
         )
+    split = ""
+    if any(_opt(c, "delta_dim_pct") is not None for c in results.configurations):
+        split = (
+            " Δ dim, Δ HNSW, Δ quant. split Δ into the Matryoshka truncation (exact search at this dim "
+            "against the baseline), HNSW (the float HNSW search at this dim and ef against exact) and "
+            "quantization (this row against that float HNSW search)."
+        )
+        no_graph = sorted(
+            {c.dim for c in results.configurations if c.quantization == "none" and c.mode == "exact"}
+            - {c.dim for c in results.configurations if c.quantization == "none" and c.mode != "exact"}
+        )
+        if no_graph and any(c.quantization != "none" for c in results.configurations):
+            split += (
+                " The float collections of dim " + ", ".join(str(d) for d in no_graph) + " have no HNSW "
+                "graph (the default matrix's; `--float-hnsw` at ingest builds one), so there Δ HNSW and "
+                "Δ quant. are – and their sum is Δ − Δ dim."
+            )
     return (
         "Δ is the relative change of NDCG@10 against the baseline; the 95% interval comes from a paired "
         "bootstrap over the queries (10,000 resamples, seed "
         f"{opts.seed}); p is a two-sided paired randomization test on per-query NDCG@10 ({opts.permutations} "
-        f"sign flips, seed {opts.seed}). {ram} Latency: one client, one query at a time, warm."
+        f"sign flips, seed {opts.seed}).{split} {ram} Latency: one client, one query at a time, warm."
     )
 
 

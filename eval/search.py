@@ -3,6 +3,7 @@
 Modes (see `modes_for`), each a distinct search — no two modes of a collection run the same search:
     exact           full scan over the original float vectors (no index, quantization ignored)
     hnsw            float collections: HNSW at the engine's default `ef` (the collection's `ef_construct`)
+                    (none on a float collection without a graph, `hnsw_m` 0: the default matrix's)
     hnsw-ef{E}      HNSW with search-time `ef` E (each of `--hnsw-ef`, default 64, 128, 256; a value equal
                     to the engine default is the `hnsw` / default row already); on a quantized collection
                     with the engine's default quantized search (see below)
@@ -125,7 +126,8 @@ def modes_for(
             same dim: leave it out when that one is evaluated).
 
     Returns:
-        `exact` (unless excluded), then for float collections `hnsw` and `hnsw-ef{E}`; for quantized
+        `exact` (unless excluded), then for float collections `hnsw` and `hnsw-ef{E}` (none without
+        a graph, `hnsw_m` 0: the default matrix's, whose every search is exact); for quantized
         collections `no-rescore`, one `rescore-x{N}` per oversampling factor (the engine-default one
         marked) and `hnsw-ef{E}` (engine-default quantized search at that ef).
     """
@@ -140,6 +142,8 @@ def modes_for(
                 "full scan over the original float vectors (no index, quantization ignored)",
             )
         )
+    if spec.quantization == "none" and spec.hnsw_m == 0:
+        return modes  # no graph (hnsw_m 0): every search of the collection is the full scan above
     if spec.quantization == "none":
         modes.append(
             SearchMode(

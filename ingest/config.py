@@ -21,6 +21,7 @@ from ingest.options import (
     IngestConfig,
     Quantization,
     default_matrix,
+    matrix_spec,
 )
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "default_matrix",
     "env_beir_dirs",
     "load_config_file",
+    "matrix_spec",
     "read_config_file",
     "resolve_collections",
     "validate_options",
@@ -161,9 +163,9 @@ def resolve_collections(cfg: IngestConfig, model_dim: int) -> list[CollectionSpe
             and (not cfg.quantizations or s.quantization in quantizations)
         ]
     elif cfg.dims:
-        specs = [CollectionSpec(dim=d, quantization=q) for d in cfg.dims for q in quantizations]
+        specs = [matrix_spec(d, q, float_hnsw=cfg.float_hnsw) for d in cfg.dims for q in quantizations]
     else:
-        specs = default_matrix(model_dim, quantizations)
+        specs = default_matrix(model_dim, quantizations, float_hnsw=cfg.float_hnsw)
     too_big = sorted({s.dim for s in specs if s.dim > model_dim})
     if too_big:
         raise InputError(

@@ -15,6 +15,7 @@ expects after a run that stored every batch; otherwise `incomplete`, with the re
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -207,6 +208,7 @@ class IngestJob:
             # A repeated id fails here, before any collection is created. (For BEIR this id pass also
             # computes the corpus checksum the manifests below need, so it costs no extra read.)
             self.source.duplicate_plan()
+        self._keep_float_graphs()
         # Existing collections first: a spec mismatch raises before any new collection is created.
         pairs = sorted(
             zip(self.specs, self.names, strict=True), key=lambda p: not self.store.collection_exists(p[1])
@@ -236,6 +238,25 @@ class IngestJob:
         if self.sync == "full":
             where = self._checkpoint_path(self.names[0]).parent
             self._seen = SeenIds.open(where, _safe(self.dataset))
+
+    def _keep_float_graphs(self) -> None:
+        """Let a default-matrix float collection that has an HNSW graph keep it.
+
+        Float collections of the default matrix get no graph (`ingest.options.matrix_spec`); one built
+        with a graph (by an earlier version, or with `--float-hnsw`) is kept as it is rather than
+        refused as a mismatch: its stored `hnsw_m` is adopted (`--recreate` rebuilds it without).
+        """
+        if self.cfg.collections or self.cfg.recreate:
+            return
+        for i, (spec, name) in enumerate(zip(self.specs, self.names, strict=True)):
+            if spec.quantization != "none" or spec.hnsw_m != 0 or not self.store.collection_exists(name):
+                continue
+            stored = (self.store.get_metadata(name).get("spec") or {}).get("hnsw_m")
+            if isinstance(stored, int) and stored > 0:
+                log.info(
+                    "collection %s keeps its HNSW graph (m %d); --recreate rebuilds it without", name, stored
+                )
+                self.specs[i] = dataclasses.replace(spec, hnsw_m=stored)
 
     def _load_checkpoint(self, name: str) -> Checkpoint:
         """The collection's checkpoint if it is for this run's fingerprint and the shard's generation.

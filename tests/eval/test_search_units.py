@@ -21,6 +21,15 @@ def test_modes_for_float_collection() -> None:
     assert [m.params.hnsw_ef for m in modes[2:]] == [64, 128, 256]
 
 
+def test_float_collection_without_a_graph_has_only_the_exact_search() -> None:
+    # hnsw_m 0 (the default matrix's float collections): every search is a full scan, one row.
+    modes = modes_for(CollectionSpec(dim=256, quantization="none", hnsw_m=0))
+    assert [m.name for m in modes] == ["exact"]
+    assert [
+        m.name for m in modes_for(CollectionSpec(dim=256, quantization="binary", hnsw_m=16), exact=False)
+    ][:2] == ["no-rescore", "rescore-x1"]
+
+
 def test_hnsw_ef_equal_to_the_engine_default_is_not_a_second_row() -> None:
     # The engine's default ef is the collection's ef_construct: ef 100 is the `hnsw` row already.
     modes = modes_for(CollectionSpec(dim=64, hnsw_ef_construct=100), hnsw_ef=(64, 100, 64, 256))

@@ -148,12 +148,13 @@ def test_evaluate_flow_scores_every_collection_and_publishes_the_recommendation(
     )
     assert state.is_completed(), state.message
     result = state.result()
-    # d64-none: exact + HNSW at the engine default and each hnsw_ef; quantized collections: no exact
-    # (the float collection's exact search is the same search), no-rescore, rescore-x2 and each hnsw_ef
-    # (binary's engine default is rescore-x1, scalar's is no-rescore: no duplicate rows).
+    # d64-none: exact only (the default matrix's float collections have no HNSW graph); quantized
+    # collections: no exact (the float collection's exact search is the same search), no-rescore,
+    # rescore-x2 and each hnsw_ef (binary's engine default is rescore-x1, scalar's is no-rescore: no
+    # duplicate rows).
     efs = ("hnsw-ef64", "hnsw-ef128", "hnsw-ef256")
     assert sorted((r["collection"], r["mode"]) for r in result["configurations"]) == sorted(
-        [("tinybeir-d64-none", m) for m in ("exact", "hnsw", *efs)]
+        [("tinybeir-d64-none", "exact")]
         + [(f"tinybeir-d64-{q}", m) for q in ("binary", "scalar") for m in ("no-rescore", "rescore-x2", *efs)]
     )
     assert [r["collection"] for r in result["configurations"] if r["baseline"]] == ["tinybeir-d64-none"]

@@ -61,6 +61,7 @@ def ingest_samples(tmp: Path) -> dict[str, Any]:
         "retries": 2,
         "allow_empty": True,
         "force": True,
+        "float_hnsw": True,
     }
 
 

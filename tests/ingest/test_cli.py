@@ -57,7 +57,7 @@ def test_bad_flag_values(
         ('[[collections]]\ndim = "64"\n', '[[collections]] #1: dim: "64" is not an integer ≥ 1'),
         (
             "[[collections]]\ndim = 64\nhnsw_m = -5\n",
-            "[[collections]] #1: hnsw_m: -5 is not accepted (must be ≥ 1)",
+            "[[collections]] #1: hnsw_m: -5 is not accepted (must be ≥ 0)",
         ),
         ('batch_docs = "big"\n', ': batch_docs: "big" is not an integer ≥ 1'),
         ("limit = -1\n", ": limit: -1 is not accepted (must be ≥ 0)"),

@@ -18,6 +18,15 @@ def test_default_matrix_caps_at_model_dim() -> None:
         (1024, "scalar"),
     ]
     assert len(default_matrix(1024)) == 15  # 5 dims × none, binary, scalar
+    # Float collections answer by exact search (no graph) unless float_hnsw; quantized ones get HNSW.
+    assert {(s.quantization, s.hnsw_m) for s in default_matrix(1024)} == {
+        ("none", 0),
+        ("binary", 16),
+        ("scalar", 16),
+    }
+    assert {s.hnsw_m for s in default_matrix(1024, float_hnsw=True)} == {16}
+    narrowed = resolve_collections(IngestConfig(dims=[64], quantizations=["none", "binary"]), 256)
+    assert [(s.quantization, s.hnsw_m) for s in narrowed] == [("none", 0), ("binary", 16)]
     assert sorted({s.dim for s in default_matrix(256)}) == [64, 128, 256]
     assert sorted({s.dim for s in default_matrix(300)}) == [64, 128, 256, 300]
 

@@ -29,7 +29,7 @@ def no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ("dim = 64.5", "[[collections]] #1: dim: 64.5 is not an integer ≥ 1"),
         ('dim = "64"', '[[collections]] #1: dim: "64" is not an integer ≥ 1'),
         ("dim = 0", "[[collections]] #1: dim: 0 is not accepted (must be ≥ 1)"),
-        ("dim = 64\nhnsw_m = -5", "[[collections]] #1: hnsw_m: -5 is not accepted (must be ≥ 1)"),
+        ("dim = 64\nhnsw_m = -5", "[[collections]] #1: hnsw_m: -5 is not accepted (must be ≥ 0)"),
         ('dim = 64\nquantization = "pq"', "quantization: \"pq\" is not one of 'none', 'binary' or 'scalar'"),
         ('dim = 64\nbinary_encoding = "3bit"', 'binary_encoding: "3bit" is not one of'),
         ("dim = 64\nscalar_quantile = 0.2", "scalar_quantile: 0.2 is not accepted (must be in [0.5, 1]"),
@@ -82,8 +82,9 @@ def test_models_raise_input_errors_and_keep_dataclass_behaviour() -> None:
     assert {spec: 1}[CollectionSpec(dim=64, quantization="binary")] == 1  # frozen: hashable
     assert spec.bytes_per_vector == 8 and spec.to_dict()["dim"] == 64
     assert CollectionSpec.from_dict(spec.to_dict()) == spec
-    with pytest.raises(OptionsError, match="manifest x: hnsw_m: 0 is not accepted"):
-        CollectionSpec.from_dict({"dim": 8, "hnsw_m": 0}, where="manifest x")
+    assert CollectionSpec.from_dict({"dim": 8, "hnsw_m": 0}).hnsw_m == 0  # no graph: exact search
+    with pytest.raises(OptionsError, match="manifest x: hnsw_m: -1 is not accepted"):
+        CollectionSpec.from_dict({"dim": 8, "hnsw_m": -1}, where="manifest x")
     with pytest.raises(dataclasses.FrozenInstanceError):
         spec.dim = 32  # type: ignore[misc]
     cfg = IngestConfig(batch_docs=5)

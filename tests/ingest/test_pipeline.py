@@ -113,6 +113,46 @@ def test_parquet_corpus_end_to_end(tmp_path: Path, small_model_dir: Path) -> Non
     assert summary.points == {"mycorpus-d64-none": 300, "mycorpus-d32-binary": 300}
 
 
+def test_default_float_collections_have_no_graph_and_an_old_graph_is_kept(
+    tmp_path: Path, small_model_dir: Path
+) -> None:
+    """The default matrix's float collections answer by exact search (hnsw_m 0); one built with a graph
+    (an earlier default, or --float-hnsw) keeps it on a plain rerun; --float-hnsw on a graphless one is
+    refused untouched (it would need --recreate)."""
+    pdir = tmp_path / "graphs"
+    pdir.mkdir()
+    table = pa.table(
+        {"id": [f"g{i}" for i in range(120)], "text": [f"note {i} on graphs" for i in range(120)]}
+    )
+    pq.write_table(table, pdir / "part-0.parquet")
+
+    def cfg(data_dir: Path, **kw: object) -> IngestConfig:
+        return IngestConfig(
+            model=str(small_model_dir),
+            data_dir=data_dir,
+            name="graphs",
+            dims=[64],
+            quantizations=["none", "binary"],
+            **kw,
+        )  # type: ignore[arg-type]
+
+    fresh = tmp_path / "fresh"
+    assert run_ingest(str(pdir), cfg(fresh), progress=False).verified
+    with open_store(data_dir=fresh, qdrant_url=None, read_only=True) as store:
+        assert store.collection_spec("graphs-d64-none")["hnsw_m"] == 0
+        assert store.collection_spec("graphs-d64-binary")["hnsw_m"] == 16
+    with pytest.raises(CollectionMismatchError, match="hnsw_m"):
+        run_ingest(str(pdir), cfg(fresh, float_hnsw=True), progress=False)
+
+    old = tmp_path / "old"
+    assert run_ingest(str(pdir), cfg(old, float_hnsw=True), progress=False).verified
+    again = run_ingest(str(pdir), cfg(old), progress=False)
+    assert again.verified and again.encoded_docs == 0
+    with open_store(data_dir=old, qdrant_url=None, read_only=True) as store:
+        assert store.collection_spec("graphs-d64-none")["hnsw_m"] == 16
+        assert store.get_metadata("graphs-d64-none")["spec"]["hnsw_m"] == 16
+
+
 def test_hf_saved_dataset_end_to_end(tmp_path: Path, small_model_dir: Path) -> None:
     import datasets
 
