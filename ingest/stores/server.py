@@ -50,6 +50,8 @@ _LOCAL_MODE_RECORDED = (
     "quantization",
     *base.QUANTIZATION_DETAIL_KEYS,
     *base.CLUSTER_KEYS,
+    "hnsw_m",
+    "hnsw_ef_construct",
     "full_scan_threshold",
 )
 _RETRY_HTTP = {408, 425, 429, 500, 502, 503, 504}
@@ -296,8 +298,9 @@ class ServerStore(BaseStore):
         `base.CLUSTER_KEYS`), plus `indexing_threshold_kb`, `status`, `points_count`,
         `indexed_vectors_count`, `segments_count`.
 
-        In local mode the quantization keys, the cluster settings and `full_scan_threshold` come from the
-        spec recorded at creation (`config_source` says so), because local mode does not keep them.
+        In local mode the quantization keys, the cluster settings and the HNSW settings (`hnsw_m`,
+        `hnsw_ef_construct`, `full_scan_threshold`) come from the spec recorded at creation
+        (`config_source` says so), because local mode does not keep them.
         """
         info = self._info(name)
         cfg = info.config
@@ -344,8 +347,7 @@ class ServerStore(BaseStore):
                 out.update({k: wanted[k] for k in _LOCAL_MODE_RECORDED if k != "full_scan_threshold"})
                 out["full_scan_threshold"] = wanted["full_scan_threshold"] or out["full_scan_threshold"]
                 out["config_source"] = (
-                    "local mode: quantization, cluster settings and full_scan_threshold as recorded "
-                    "at creation"
+                    "local mode: quantization, cluster settings and the HNSW settings as recorded at creation"
                 )
         return out
 
