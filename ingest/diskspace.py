@@ -50,6 +50,12 @@ uncompressed bound (572 kB against 118-170 kB). For that run the model gives 60.
 (measured: 49.1 MB, so +23%), and `estimate_bytes` 267.6 MB: + 2 x 103.1 MB (the binary 256-d
 collection) for the index build's check + 1 MiB of bookkeeping. A 20 MB disk can never hold even this
 small run: it is refused upfront.
+
+Since the chunk text is stored once per dataset (in the first collection of the run, the manifests'
+`text_collection`), only that collection's payload carries it; the same run (`--float-hnsw`, stand-in
+model) now takes 28,536,832 bytes in all, against 31.4 MB from the model (+10%), and `estimate_bytes`
+gives 238.7 MB. A collection without an HNSW graph (`hnsw_m` 0: the default matrix's float ones) has no
+graph bytes.
 tests/ingest/test_diskspace.py checks the model against real qdrant-edge collections.
 """
 
@@ -151,7 +157,7 @@ def collection_estimate(
         vectors=n * spec.dim * 4,
         quantized=n * quantized_bytes_per_vector(spec.dim, spec.quantization, spec.binary_encoding),
         payload=int(n * (PAYLOAD_OVERHEAD + text)),
-        hnsw=n * (2 * spec.hnsw_m * 4 + HNSW_UPPER_LEVELS_PER_POINT),
+        hnsw=n * (2 * spec.hnsw_m * 4 + HNSW_UPPER_LEVELS_PER_POINT) if spec.hnsw_m else 0,
         id_tracker=n * ID_TRACKER_PER_POINT,
         fixed=SEGMENT_FIXED,
     )
@@ -174,9 +180,9 @@ def estimate_bytes(
     """Estimate the free space an ingest into qdrant-edge needs, at its peak (the last index build).
 
     Args:
-        specs: Every collection the run loads.
+        specs: Every collection the run loads, the text collection (the first) first.
         chunks_estimate: Chunks (points per collection) the run will store.
-        store_text: Whether chunk texts are stored in the payload.
+        store_text: Whether chunk texts are stored (in the first collection's payloads only).
         avg_text_bytes: Mean UTF-8 bytes of a chunk's text.
 
     Returns:
@@ -187,8 +193,16 @@ def estimate_bytes(
     if not specs:
         return BOOKKEEPING_BYTES
     n, text = chunks_estimate, avg_text_bytes
-    finished = sum(collection_estimate(s, n, store_text=store_text, avg_text_bytes=text).total for s in specs)
-    check = max(2 * unindexed_apparent_bytes(s, n, store_text=store_text, avg_text_bytes=text) for s in specs)
+    # The text is stored once per dataset, in the first collection (the manifests' `text_collection`).
+    texts = [store_text and i == 0 for i in range(len(specs))]
+    finished = sum(
+        collection_estimate(s, n, store_text=t, avg_text_bytes=text).total
+        for s, t in zip(specs, texts, strict=True)
+    )
+    check = max(
+        2 * unindexed_apparent_bytes(s, n, store_text=t, avg_text_bytes=text)
+        for s, t in zip(specs, texts, strict=True)
+    )
     return finished + check + BOOKKEEPING_BYTES
 
 
