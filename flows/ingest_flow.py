@@ -44,6 +44,7 @@ from prefect.cache_policies import NO_CACHE
 from flows.common import artifact_key, markdown_table, retried
 from ingest.errors import IngestError, InputError
 from ingest.options import IngestConfig
+from ingest.sources.base import EmptySourceError
 
 if TYPE_CHECKING:
     from prefect.futures import PrefectFuture
@@ -420,8 +421,12 @@ def ingest_corpus(
     job = open_ingest(target, cfg)
     try:
         logger.info("task runner %s (%s)", runner_name, address or f"{workers} worker(s) on this machine")
-        with make_task_runner(runner_name, address, workers) as runner:
-            batches = run_partitions(job, target, runner, in_flight=2 * workers + 1)
+        try:
+            with make_task_runner(runner_name, address, workers) as runner:
+                batches = run_partitions(job, target, runner, in_flight=2 * workers + 1)
+        except EmptySourceError:
+            job.settle_empty_source()
+            raise
         build_index(job)
         verified = verify_counts(job, return_state=True)
         summary = finalize(job)

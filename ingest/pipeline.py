@@ -109,6 +109,7 @@ class IngestJob:
         # Filled by `_prepare_collections` once each collection's generation is known.
         self.generations: dict[str, str] = {}
         self.checkpoints: dict[str, Checkpoint] = {}
+        self._previous_manifests: dict[str, dict[str, Any]] = {}
         self.records: dict[str, DocRecord] = {}
         self._scratch_records: list[Path] = []
         self._payload_record = False
@@ -219,6 +220,7 @@ class IngestJob:
         }
         for spec, name in zip(self.specs, self.names, strict=True):
             previous = {} if created[name] else self.store.get_metadata(name)
+            self._previous_manifests[name] = previous
             # A new shard, or one whose manifest never got a generation (created by a run killed before
             # writing it, or by a version without generations): a new generation voids old checkpoints.
             self.generations[name] = str(previous.get("generation") or "") or uuid.uuid4().hex
@@ -765,6 +767,25 @@ class IngestJob:
         (run_dir / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2, default=str) + "\n")
         return run_dir
 
+    def settle_empty_source(self) -> None:
+        """After a source that held no documents (`EmptySourceError`), leave each manifest truthful.
+
+        Nothing was written, so a collection that held points keeps the manifest it had before this
+        run; one that holds none (created now, or empty before) is `incomplete`, with the reason and what
+        to do, rather than `loading` (which would tell the eval an ingest may still be running).
+        With `--sync full` nothing is deleted either: `finish_sync` runs only after a complete run.
+        """
+        for spec, name in zip(self.specs, self.names, strict=True):
+            previous = self._previous_manifests.get(name) or {}
+            if self.records[name].doc_count() > 0 and previous.get("status"):
+                self.store.set_metadata(name, previous)
+                continue
+            why = (
+                "the last ingest's source held no documents: rerun it with documents, or with --allow-empty "
+                "to keep the collection empty"
+            )
+            self.store.set_metadata(name, self._manifest(spec, status="incomplete", reason=why, docs=0))
+
     def close(self) -> None:
         """Close rejected.jsonl and release the store (and its collection locks)."""
         if self._rejected_file is not None:
@@ -804,10 +825,15 @@ def run_ingest(
         IngestError: on bad input, a collection mismatch or a store failure; collections keep every
             batch stored before the failure, and a rerun resumes after them.
     """
+    from ingest.sources.base import EmptySourceError
+
     job = IngestJob.open(target, cfg, store=store)
     try:
         job.run_batches(progress=progress)
         return job.finalize()
+    except EmptySourceError:
+        job.settle_empty_source()
+        raise
     finally:
         job.close()
 

@@ -432,10 +432,15 @@ def last_line(result: Result) -> str:
     return result.err.strip().splitlines()[-1]
 
 
+def manifest_of(data_dir: Path, name: str) -> dict[str, Any]:
+    """A collection's manifest ({} when it has none)."""
+    path = data_dir / "qdrant" / name / "manifest.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
 def manifest_status(data_dir: Path, name: str) -> str | None:
     """The status in a collection's manifest (None when it has none)."""
-    path = data_dir / "qdrant" / name / "manifest.json"
-    return json.loads(path.read_text(encoding="utf-8")).get("status") if path.exists() else None
+    return manifest_of(data_dir, name).get("status")
 
 
 @pytest.mark.parametrize(
@@ -498,8 +503,22 @@ def test_empty_source_warns_and_exits_1_with_no_complete_collection(
         1,
         f"warning: {target}: no documents to ingest: it holds no records: {EMPTY_FIX}",
     )
-    assert manifest_status(tmp_path / "data", name) != "complete"
+    assert manifest_status(tmp_path / "data", name) == "incomplete"  # not `loading`: no ingest is running
+    assert "--allow-empty" in manifest_of(tmp_path / "data", name)["reason"]
     assert not (tmp_path / "data" / "runs").exists()
+
+
+def test_an_empty_source_leaves_a_filled_collection_as_it_was(tmp_path: Path, cli: Cli) -> None:
+    """A source emptied since the last run: nothing is deleted (even with --sync full) and the
+    collection keeps its complete manifest; the warning and exit 1 as for any empty source."""
+    write_corpus(tmp_path / "toy", [doc(1), doc(2)])
+    assert cli(CORPUS).code == 0
+    before = stored_ids(tmp_path / "data", COLLECTION)
+    write_corpus(tmp_path / "toy", ["", "  "])
+    result = cli(CORPUS, "--sync", "full")
+    assert result.code == 1 and result.err.startswith("warning: ")
+    assert manifest_status(tmp_path / "data", COLLECTION) == "complete"
+    assert stored_ids(tmp_path / "data", COLLECTION) == before and len(before) == 2
 
 
 def test_allow_empty_makes_complete_empty_collections(tmp_path: Path, cli: Cli) -> None:
