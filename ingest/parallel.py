@@ -26,6 +26,8 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -96,12 +98,29 @@ class EncodeRecipe:
 
 
 _WORKER: tuple[Chunker, Encoder] | None = None
+# How often a worker checks that the process that started it is still alive (seconds).
+PARENT_CHECK_S = 1.0
 
 
-def _worker_init(recipe: EncodeRecipe) -> None:
+def _exit_when_orphaned(parent: int) -> None:
+    """End this worker once the process that started it is gone (a killed ingest): a daemon thread
+    polls the parent pid. (`prctl(PR_SET_PDEATHSIG)` would follow the *thread* that spawned the worker,
+    which need not live as long as the pool.)"""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_S)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _worker_init(recipe: EncodeRecipe, parent: int | None = None) -> None:
     global _WORKER
     import torch
 
+    if parent is not None:
+        _exit_when_orphaned(parent)
     # One thread per worker: the main process needs the other core for reading and upserting.
     torch.set_num_threads(1)
     logging.getLogger("ingest").setLevel(logging.WARNING)
@@ -136,7 +155,7 @@ class ProcessEncoder:
             max_workers=self.workers,
             mp_context=mp.get_context("spawn"),
             initializer=_worker_init,
-            initargs=(recipe,),
+            initargs=(recipe, os.getpid()),
         )
 
     def map(self, batches: Iterable[tuple[int, list[Document]]]) -> Iterator[EncodedBatch]:

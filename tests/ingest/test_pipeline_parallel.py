@@ -183,3 +183,54 @@ def test_pipelined_points_equal_the_libraries_chunk_by_chunk(
             assert payload.get("text") == (chunk.text if name == "synth-d64-none" else None)
             assert (payload["char_start"], payload["char_end"]) == (chunk.char_start, chunk.char_end)
             assert np.abs(np.frombuffer(stored, dtype=np.float32) - vec).max() < 1e-5
+
+
+def test_an_encoder_worker_ends_when_its_parent_is_killed(small_model_dir: Path, tmp_path: Path) -> None:
+    """kill -9 of the process that owns a `ProcessEncoder`: its worker exits by itself (it used to
+    linger, holding its memory, for as long as anyone let it)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import psutil
+
+    script = tmp_path / "owner.py"
+    script.write_text(
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from ingest.encoder.static import load_encoder\n"
+        "from ingest.parallel import EncodeRecipe, ProcessEncoder\n"
+        "from ingest.records import Document\n"
+        "if __name__ == '__main__':\n"
+        "    data = Path(sys.argv[2])\n"
+        "    recipe = EncodeRecipe.of(load_encoder(sys.argv[1], data_dir=data), data_dir=data, "
+        "chunk_tokens=64, chunk_overlap=8)\n"
+        "    pool = ProcessEncoder(recipe)\n"
+        "    next(pool.map([(0, [Document(id='d1', title='', text='a small text')])]))\n"
+        "    print('ready', flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    owner = subprocess.Popen(
+        [sys.executable, str(script), str(small_model_dir), str(tmp_path / "data")],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    workers: list[psutil.Process] = []
+    try:
+        assert owner.stdout is not None and owner.stdout.readline().strip() == "ready"
+        workers = [p for p in psutil.Process(owner.pid).children(recursive=True) if "python" in p.name()]
+        assert workers, "no encoder worker process was started"
+        os.kill(owner.pid, signal.SIGKILL)
+        owner.wait(timeout=30)
+        _, alive = psutil.wait_procs(workers, timeout=15)
+        assert not alive, f"worker(s) {[p.pid for p in alive]} outlived their killed parent"
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+        for proc in workers:  # whatever outlived the test: never leave it running
+            if proc.is_running():
+                proc.kill()
