@@ -32,6 +32,7 @@ option), `task_runner` (`local` | `dask`, default STATIC_INGEST_TASK_RUNNER or `
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections import deque
@@ -44,7 +45,6 @@ from prefect.cache_policies import NO_CACHE
 from flows.common import artifact_key, markdown_table, retried
 from ingest.errors import IngestError, InputError
 from ingest.options import IngestConfig
-from ingest.sources.base import EmptySourceError
 
 if TYPE_CHECKING:
     from prefect.futures import PrefectFuture
@@ -114,7 +114,7 @@ def store_partition(job: IngestJob, batch_no: int, batch: EncodedBatch) -> dict[
     """
     job.stage_seconds["encode"] += batch.seconds  # spent on a worker: the summary's encode stage
     result = job.store_batch(batch)
-    return {key: getattr(result, key) for key in ("batch_no", "docs", "chunks", "seconds")}
+    return dataclasses.asdict(result)
 
 
 @task(
@@ -148,7 +148,7 @@ def commit_partition(job: IngestJob, written: WrittenPartition) -> dict[str, Any
     """
     job.stage_seconds["encode"] += written.encode_seconds
     result = job.commit_written(written.batch_no, written.chunks, write_seconds=written.write_seconds)
-    return {key: getattr(result, key) for key in ("batch_no", "docs", "chunks", "seconds")}
+    return dataclasses.asdict(result)
 
 
 @task(
@@ -414,6 +414,8 @@ def ingest_corpus(
         IngestError: on bad input, a collection mismatch, or point counts that do not match the
             chunks (after the manifests and artifacts are written).
     """
+    from ingest.sources.base import EmptySourceError
+
     logger = get_run_logger()
     cfg = options if options is not None else IngestConfig()
     runner_name, address = resolve_runner(task_runner, dask_address)

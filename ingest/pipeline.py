@@ -476,7 +476,7 @@ class IngestJob:
 
         Returns:
             Per collection, each document to write there → its old chunk count; each document's
-            content hash. Identical per-collection maps are one object (pickled once).
+            content hash.
 
         Raises:
             ValueError: the batch was not planned by this job.
@@ -484,13 +484,7 @@ class IngestJob:
         plan = self._plans.get(batch_no)
         if plan is None:
             raise ValueError(f"batch {batch_no} was not planned by this job (use pending_batches)")
-        shared: list[dict[str, int]] = []
-        old: dict[str, dict[str, int]] = {}
-        for name, need in plan.old.items():
-            old[name] = next((s for s in shared if s == need), need)
-            if old[name] is need:
-                shared.append(need)
-        return old, plan.hashes
+        return plan.old, plan.hashes
 
     def commit_written(
         self,
