@@ -105,16 +105,6 @@ def run_ingest_cli(target: Path, data_dir: Path, args: argparse.Namespace) -> tu
     }
     cmd = [sys.executable, "-m", "ingest", str(target), *(str(x) for kv in flags.items() for x in kv)]
     cmd += ["--no-progress", "--json"]
-    cmd += [
-        "--name",
-        NAME,
-        "--dims",
-        args.dims,
-        "--quantization",
-        args.quantization,
-        "--no-progress",
-        "--json",
-    ]
     started = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started

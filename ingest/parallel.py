@@ -18,7 +18,11 @@ Measured on 2 cores (BENCHMARKS.md, side by side in one run, 171,332 TREC-COVID-
 time (60.2 vs 59.2 s, HNSW included; the worker costs ~150 MB more); with the ten collections of
 the default matrix the worker shortens the load phase from 152 s to 123 s, because the main
 process then spends most of the load upserting. Below ~20,000 documents starting a worker costs
-more than it saves. `choose_workers` encodes that.
+more than it saves. A sync of collections that already hold a big corpus uses one worker too: the
+main process then spends the run reading and hashing every document (GIL-bound Python), and the
+worker's start (model load, `import torch`: ~2 s) and the few documents to encode go to the other
+core (issue 11: 1 % changed of 171,332 documents, 6.4-7.2 s in-process vs 4.5-5.5 s with the worker).
+`choose_workers` encodes that.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from ingest.batches import EncodedBatch
 from ingest.encode_batch import encode_docs
@@ -49,7 +55,8 @@ log = logging.getLogger(__name__)
 # documents or more (starting one, imports + model load, costs 2-4 s) and for runs loading more
 # than this many collections: the main process then spends most of the load converting and
 # upserting every chunk once per collection with the GIL held, and encoding beside it in a thread
-# gets little done. With one or two collections the threads keep up (BENCHMARKS.md).
+# gets little done. With one or two collections the threads keep up (BENCHMARKS.md). A sync over
+# collections holding this many documents or more also gets a worker (see the module docstring).
 AUTO_MIN_DOCS = 20_000
 AUTO_MAX_INPROCESS_COLLECTIONS = 2
 
@@ -64,6 +71,7 @@ class EncodeRecipe:
         chunk_tokens: Chunk window in tokens, title included.
         chunk_overlap: Tokens shared by consecutive windows.
         fast: Whether the encoder uses its fast exact path.
+        dim: The model's full dimension (the width of an empty batch's vectors).
     """
 
     model_path: str
@@ -71,6 +79,7 @@ class EncodeRecipe:
     chunk_tokens: int
     chunk_overlap: int
     fast: bool = True
+    dim: int = 0
 
     @classmethod
     def of(
@@ -83,6 +92,7 @@ class EncodeRecipe:
             chunk_tokens=chunk_tokens,
             chunk_overlap=chunk_overlap,
             fast=bool(encoder.fast),
+            dim=int(encoder.dim),
         )
 
     def build(self) -> tuple[Chunker, Encoder]:
@@ -148,6 +158,8 @@ class ProcessEncoder:
     """
 
     def __init__(self, recipe: EncodeRecipe, workers: int = 1, in_flight: int | None = None) -> None:
+        self.recipe = recipe
+        self._closing: threading.Thread | None = None
         self.workers = max(1, workers)
         self.in_flight = max(1, in_flight if in_flight is not None else self.workers + 1)
         self.worker_peak_rss_mb = 0.0
@@ -179,7 +191,13 @@ class ProcessEncoder:
                 if item is None:
                     exhausted = True
                     return
-                pending.append(self._pool.submit(_worker_encode, *item))
+                if item[1]:
+                    pending.append(self._pool.submit(_worker_encode, *item))
+                else:  # nothing to encode (a sync's last batch): no worker is started for it
+                    done: Future[tuple[EncodedBatch, float]] = Future()
+                    empty = np.zeros((0, self.recipe.dim), dtype=np.float32)
+                    done.set_result((EncodedBatch(item[0], 0, [], empty, 0.0), 0.0))
+                    pending.append(done)
 
         fill()
         while pending:
@@ -188,9 +206,24 @@ class ProcessEncoder:
             fill()
             yield batch
 
-    def close(self) -> None:
-        """Stop the workers (pending batches are cancelled)."""
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    def close(self, *, wait: bool = True) -> None:
+        """Stop the workers (pending batches are cancelled).
+
+        Args:
+            wait: Wait until they have exited. Without waiting, their exit (interpreter teardown with
+                torch loaded: ~0.5 s) runs in a thread and overlaps with what the caller does next; a
+                later `close()` waits for it.
+        """
+        if self._closing is None:
+            self._closing = threading.Thread(
+                target=self._pool.shutdown,
+                kwargs={"wait": True, "cancel_futures": True},
+                name="encoder-pool-shutdown",
+                daemon=True,
+            )
+            self._closing.start()
+        if wait:
+            self._closing.join()
 
     def __enter__(self) -> ProcessEncoder:
         return self
@@ -199,16 +232,21 @@ class ProcessEncoder:
         self.close()
 
 
-def choose_workers(requested: int, size_hint: int | None, limit: int | None, collections: int = 1) -> int:
+def choose_workers(
+    requested: int, size_hint: int | None, limit: int | None, collections: int = 1, held: int = 0
+) -> int:
     """How many encoder processes a run uses: 0 means in-process.
 
     Args:
         requested: `IngestConfig.workers`: N ≥ 1 forces N processes; 0 is automatic (one process
-            when the corpus may hold `AUTO_MIN_DOCS` documents or more, the run loads more than
-            `AUTO_MAX_INPROCESS_COLLECTIONS` collections and two cores are usable).
+            when the corpus may hold `AUTO_MIN_DOCS` documents or more, two cores are usable, and
+            the run loads more than `AUTO_MAX_INPROCESS_COLLECTIONS` collections or syncs
+            collections that hold `AUTO_MIN_DOCS` documents or more).
         size_hint: Documents the source says it holds, if it knows.
         limit: The run's document limit, if any.
         collections: Collections the run loads.
+        held: Documents every collection of the run already holds, when it skips unchanged ones
+            (a sync); 0 otherwise.
 
     Returns:
         The number of worker processes.
@@ -218,7 +256,7 @@ def choose_workers(requested: int, size_hint: int | None, limit: int | None, col
     known = [n for n in (size_hint, limit) if n is not None]
     if known and min(known) < AUTO_MIN_DOCS:
         return 0
-    if collections <= AUTO_MAX_INPROCESS_COLLECTIONS:
+    if collections <= AUTO_MAX_INPROCESS_COLLECTIONS and held < AUTO_MIN_DOCS:
         return 0
     return 1 if usable_cores() >= 2 else 0
 

@@ -37,7 +37,7 @@ from ingest.encode_batch import encode_docs
 from ingest.errors import CollectionMismatchError, IngestError, InputError
 from ingest.memory import peak_rss_mb, release_freed_memory
 from ingest.parallel import EncodeRecipe, choose_workers, size_hint
-from ingest.record import DocRecord
+from ingest.record import DocRecord, Entry
 from ingest.records import Document, point_id
 from ingest.run_ids import new_run_id
 from ingest.run_modes import run_in_processes, run_threaded
@@ -121,6 +121,9 @@ class IngestJob:
         self._synced = False
         self.counts = SyncCounts()
         self.docs_read = 0
+        self.batch_docs = cfg.batch_docs
+        # Encoder worker pools whose workers are exiting; `close` waits for them.
+        self._stopping: list[Any] = []
         self.stage_seconds = {"read": 0.0, "sync": 0.0, "encode": 0.0, "upsert": 0.0, "index": 0.0}
         self.resumed_batches = 0
         self.started = time.perf_counter()
@@ -394,27 +397,20 @@ class IngestJob:
         """
         t0 = time.perf_counter()
         hashes = {d.id: content_hash(d, self.recipe) for d in docs}
-        ids = list(hashes)
         old: dict[str, dict[str, int]] = {}
-        held: set[str] = set()
-        same: dict[str, int] = {}
-        considered = 0
+        # Per considered collection: the documents it does not hold at their content (None: not held).
+        differs: list[dict[str, Entry | None]] = []
         for name in self.names:
             if batch_no in self.checkpoints[name].done:
                 old[name] = {}
                 continue
-            considered += 1
-            entries = self.records[name].lookup(ids)
-            held.update(entries)
-            need: dict[str, int] = {}
-            for doc_id in ids:
-                entry = entries.get(doc_id)
-                if entry is not None and entry.hash == hashes[doc_id]:
-                    same[doc_id] = same.get(doc_id, 0) + 1
-                    if self.sync != "none":
-                        continue
-                need[doc_id] = entry.chunks if entry is not None else 0
-            old[name] = need
+            differ = self.records[name].changed(hashes)
+            differs.append(differ)
+            if self.sync == "none":  # every document is written again: the old count of each is needed
+                entries = self.records[name].lookup(list(hashes))
+                old[name] = {d: entries[d].chunks if d in entries else 0 for d in hashes}
+            else:
+                old[name] = {d: entry.chunks if entry is not None else 0 for d, entry in differ.items()}
         needed = set().union(*old.values())
         work = [d for d in docs if d.id in needed]
         plan = BatchPlan(
@@ -425,9 +421,12 @@ class IngestJob:
             dict.fromkeys(needed, batch_no),
             old,
         )
-        plan.unchanged = sum(1 for d in ids if same.get(d, 0) == considered)
-        plan.added = sum(1 for d in ids if d not in held)
-        plan.changed = len(ids) - plan.unchanged - plan.added
+        # Unchanged: held at this content by every collection considered; added: held by none of them.
+        touched = set().union(*differs)
+        plan.unchanged = len(hashes) - len(touched)
+        if differs:
+            plan.added = sum(1 for d in touched if all(d in diff and diff[d] is None for diff in differs))
+        plan.changed = len(hashes) - plan.unchanged - plan.added
         self.stage_seconds["sync"] += time.perf_counter() - t0
         return plan
 
@@ -587,7 +586,7 @@ class IngestJob:
                 chunk_tokens=self.cfg.chunk_tokens,
                 chunk_overlap=self.cfg.chunk_overlap,
             )
-            run_in_processes(self, recipe, chosen, progress=progress)
+            self._stopping.append(run_in_processes(self, recipe, chosen, progress=progress))
         else:
             run_threaded(self, progress=progress)
         return chosen
@@ -781,7 +780,10 @@ class IngestJob:
             self.store.set_metadata(name, self._manifest(spec, status="incomplete", reason=why, docs=0))
 
     def close(self) -> None:
-        """Close rejected.jsonl and release the store (and its collection locks)."""
+        """Wait for encoder workers to exit, close rejected.jsonl and release the store (and its
+        collection locks)."""
+        while self._stopping:
+            self._stopping.pop().close()
         if self._rejected_file is not None:
             self._rejected_file.close()
             self._rejected_file = None
@@ -836,13 +838,19 @@ def workers_for(job: IngestJob) -> int:
     """The encoder worker processes `IngestJob.run_batches` uses for this job by default.
 
     Args:
-        job: The opened job (its `cfg.workers`, source size, limit and collections decide).
+        job: The opened job (its `cfg.workers`, source size, limit, collections and, for a sync, the
+            documents its collections already hold decide).
 
     Returns:
         The number of worker processes; 0 means threads in this process.
     """
+    held = 0 if job.sync == "none" else min((r.doc_count() for r in job.records.values()), default=0)
     return choose_workers(
-        job.cfg.workers, size_hint(job.source.describe()), job.cfg.limit, collections=len(job.names)
+        job.cfg.workers,
+        size_hint(job.source.describe()),
+        job.cfg.limit,
+        collections=len(job.names),
+        held=held,
     )
 
 

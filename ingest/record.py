@@ -172,6 +172,28 @@ class DocRecord:
                 out.update((doc_id, Entry(h, chunks)) for doc_id, h, chunks in rows)
         return out
 
+    def changed(self, hashes: dict[str, str]) -> dict[str, Entry | None]:
+        """The documents of `hashes` the record does not hold at that content hash.
+
+        One query per batch: SQLite joins the batch (passed as one JSON object) with the record and
+        returns only the documents that differ, so a sync where nearly everything is unchanged builds
+        nothing per unchanged document.
+
+        Args:
+            hashes: Doc id → its content hash now.
+
+        Returns:
+            Doc id → its entry (held at another or an unknown hash) or None (not held); documents held
+            at the same hash are left out.
+        """
+        with self._lock:
+            rows = self._con.execute(
+                "SELECT j.key, d.doc_id IS NOT NULL, d.hash, d.chunks FROM json_each(?) AS j "
+                "LEFT JOIN docs AS d ON d.doc_id = j.key WHERE d.hash IS NOT j.value",
+                (json.dumps(hashes),),
+            ).fetchall()
+        return {str(doc_id): Entry(h, int(chunks)) if held else None for doc_id, held, h, chunks in rows}
+
     def total_chunks(self) -> int:
         """The sum of every document's chunk count: the points the collection should hold."""
         with self._lock:

@@ -1,9 +1,10 @@
 """How `IngestJob.run_batches` overlaps reading, encoding and upserting: threads, or worker processes.
 
-Both modes run the same three stages over a job's pending batches through queues of
-`QUEUE_DEPTH` batches (bounded memory), and stop at the first error after storing every batch
-read before it. They need only the `BatchJob` side of a job, so this module does not import the
-pipeline (which imports it).
+Both modes run the same three stages over a job's pending batches through bounded queues (the
+reader runs ahead by at most `QUEUE_DEPTH` batches' worth of documents, so a sync's small batches of
+changed documents do not stall it; encoded batches wait `QUEUE_DEPTH` at a time), and stop at the
+first error after storing every batch read before it. They need only the `BatchJob` side of a
+job, so this module does not import the pipeline (which imports it).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import logging
 import queue
 import threading
+from collections import deque
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -31,6 +33,7 @@ class BatchJob(Protocol):
 
     dataset: str
     stage_seconds: dict[str, float]
+    batch_docs: int
 
     def pending_batches(self) -> Iterator[tuple[int, list[Document]]]:
         """Numbered document batches still to store."""
@@ -45,7 +48,58 @@ class BatchJob(Protocol):
         ...
 
 
-def run_in_processes(job: BatchJob, recipe: EncodeRecipe, workers: int, *, progress: bool) -> None:
+class DocQueue:
+    """A FIFO of `(batch_no, docs)` items bounded by the documents it holds, not by the item count.
+
+    `put` waits while the queue is not empty and the item would take it over `max_docs` documents (one
+    item always fits); other items (the end marker) count as no document. Thread-safe.
+
+    Args:
+        max_docs: Documents the queue may hold.
+    """
+
+    def __init__(self, max_docs: int) -> None:
+        self.max_docs = max(1, max_docs)
+        self._items: deque[Any] = deque()
+        self._docs = 0
+        self._cond = threading.Condition()
+
+    @staticmethod
+    def _size(item: Any) -> int:
+        return len(item[1]) if isinstance(item, tuple) else 0
+
+    def put(self, item: Any, timeout: float | None = None) -> None:
+        """Append `item`, waiting for room.
+
+        Raises:
+            queue.Full: no room came within `timeout` seconds.
+        """
+        size = self._size(item)
+        with self._cond:
+            if not self._cond.wait_for(
+                lambda: not self._items or self._docs + size <= self.max_docs, timeout=timeout
+            ):
+                raise queue.Full
+            self._items.append(item)
+            self._docs += size
+            self._cond.notify_all()
+
+    def get(self, timeout: float | None = None) -> Any:
+        """Take the oldest item, waiting for one.
+
+        Raises:
+            queue.Empty: none came within `timeout` seconds.
+        """
+        with self._cond:
+            if not self._cond.wait_for(lambda: bool(self._items), timeout=timeout):
+                raise queue.Empty
+            item = self._items.popleft()
+            self._docs -= self._size(item)
+            self._cond.notify_all()
+            return item
+
+
+def run_in_processes(job: BatchJob, recipe: EncodeRecipe, workers: int, *, progress: bool) -> ProcessEncoder:
     """Read (a thread) and upsert here; chunk and encode in `workers` processes (see `ingest.parallel`).
 
     The engine's update holds the GIL, so encoding only overlaps with it in another process.
@@ -56,13 +110,17 @@ def run_in_processes(job: BatchJob, recipe: EncodeRecipe, workers: int, *, progr
         workers: Worker processes (at least 1).
         progress: Show a tqdm progress bar.
 
+    Returns:
+        The worker pool, stopping: its workers exit in the background while the caller finishes the
+        run (indexes, verification); `close()` it to wait for them.
+
     Raises:
         The first error the reader, a worker or the store raised, after every batch read before it
         was stored.
     """
     from tqdm import tqdm
 
-    to_encode: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
+    to_encode = DocQueue(QUEUE_DEPTH * job.batch_docs)
     stop = threading.Event()
     errors: list[BaseException] = []
 
@@ -92,10 +150,8 @@ def run_in_processes(job: BatchJob, recipe: EncodeRecipe, workers: int, *, progr
 
     log.info("chunking and encoding in %d worker process(es)", workers)
     reader = threading.Thread(target=read, name="ingest-read", daemon=True)
-    with (
-        tqdm(desc=f"ingest {job.dataset}", unit="doc", disable=not progress, smoothing=0.1) as bar,
-        ProcessEncoder(recipe, workers) as pool,
-    ):
+    pool = ProcessEncoder(recipe, workers)
+    with tqdm(desc=f"ingest {job.dataset}", unit="doc", disable=not progress, smoothing=0.1) as bar:
         reader.start()
         try:
             for batch in pool.map(read_batches()):
@@ -104,6 +160,8 @@ def run_in_processes(job: BatchJob, recipe: EncodeRecipe, workers: int, *, progr
         except BaseException as exc:
             errors.append(exc)
         finally:
+            # Every batch is stored (or the run failed): the workers exit while the caller finishes.
+            pool.close(wait=False)
             stop.set()
             while reader.is_alive():  # let a reader blocked on a full queue see `stop`
                 with contextlib.suppress(queue.Empty):
@@ -111,7 +169,9 @@ def run_in_processes(job: BatchJob, recipe: EncodeRecipe, workers: int, *, progr
             reader.join()
     log.debug("encoder workers' peak RSS %.0f MB", pool.worker_peak_rss_mb)
     if errors:
+        pool.close()
         raise errors[0]
+    return pool
 
 
 def run_threaded(job: BatchJob, *, progress: bool) -> None:
@@ -127,12 +187,12 @@ def run_threaded(job: BatchJob, *, progress: bool) -> None:
     """
     from tqdm import tqdm
 
-    to_encode: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
+    to_encode = DocQueue(QUEUE_DEPTH * job.batch_docs)
     to_store: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
     stop = threading.Event()
     errors: list[BaseException] = []
 
-    def put(q: queue.Queue[Any], item: Any) -> bool:
+    def put(q: queue.Queue[Any] | DocQueue, item: Any) -> bool:
         while not stop.is_set():
             try:
                 q.put(item, timeout=0.1)

@@ -166,9 +166,10 @@ class SeenIds:
 
     def add(self, doc_ids: list[str]) -> None:
         """Record ids as read."""
-        self.con.execute("BEGIN")
-        self.con.executemany("INSERT OR IGNORE INTO ids (doc_id) VALUES (?)", ((d,) for d in doc_ids))
-        self.con.execute("COMMIT")
+        # One statement: SQLite reads the ids from a JSON array (no per-id binding in Python).
+        self.con.execute(
+            "INSERT OR IGNORE INTO ids (doc_id) SELECT value FROM json_each(?)", (json.dumps(doc_ids),)
+        )
 
     def close(self) -> None:
         """Close and delete the file."""

@@ -43,6 +43,9 @@ PRODUCT_TEXTS = 8192
 # copied into the slices at a time.
 SLICE_DIMS = 128
 COPY_ROWS = 2048
+# Texts bagged before the slices are made: fewer (a sync of a few changed documents) are summed from
+# the table itself; copying 125 MB into slices would cost more than it saves.
+SLICE_AFTER_TEXTS = 8192
 
 
 def normalise_rows(vectors: np.ndarray) -> np.ndarray:
@@ -179,6 +182,8 @@ class FastStaticEncoder:
         self._pool: Executor | None = None
         self._slices: list[tuple[int, int, Any]] | None = None
         self._slicing: Future[list[tuple[int, int, np.ndarray]]] | None = None
+        self._whole: list[tuple[int, int, Any]] | None = None
+        self._bagged = 0
 
     @property
     def strategy(self) -> str:
@@ -243,8 +248,17 @@ class FastStaticEncoder:
         Summing rows of a 1024-d table is memory-bound: each (text, token) pair reads a 4 KB row
         scattered over 125 MB. Slices of `SLICE_DIMS` columns (16 MB for bert-base-uncased's
         vocabulary) stay in the CPU cache far better; the sums are identical (same order per
-        column) and measured 1.7× faster at 1024-d. The copy is made once (see `_start_slicing`).
+        column) and measured 1.7× faster at 1024-d. The copy is made once (see `_start_slicing`); until
+        it is started, the table itself is the one slice.
         """
+        if self._slices is None and self._slicing is None:
+            if self._whole is None:
+                import torch
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", UserWarning)  # read-only memory map: only read
+                    self._whole = [(0, self.table.shape[1], torch.from_numpy(self.table))]
+            return self._whole
         if self._slices is None:
             import torch
 
@@ -262,9 +276,12 @@ class FastStaticEncoder:
     def _start_slicing(self) -> None:
         """Start copying the table into column slices in a background thread, if not done yet.
 
-        Called when a bag is asked for: the copy (memory-bound numpy copies, which release the GIL)
-        then overlaps the batch's tokenisation instead of delaying the first `embed`.
+        Called when a bag is asked for, once `SLICE_AFTER_TEXTS` texts were bagged: the copy
+        (memory-bound numpy copies, which release the GIL) then overlaps the batch's tokenisation
+        instead of delaying an `embed`.
         """
+        if self._bagged < SLICE_AFTER_TEXTS:
+            return
         if self._slices is None and self._slicing is None and self.table.shape[1] > SLICE_DIMS:
             from concurrent.futures import ThreadPoolExecutor
 
@@ -330,7 +347,8 @@ class FastStaticEncoder:
     def bag(self, texts: Sequence[str]) -> Any:
         """Texts × vocabulary token counts (CSR, one entry per distinct token of a text).
 
-        The first call also starts preparing the table for `embed` in the background.
+        Once `SLICE_AFTER_TEXTS` texts were bagged, a call also starts preparing the table for `embed`
+        in the background.
 
         Args:
             texts: The texts (no prompt is added).
@@ -338,6 +356,8 @@ class FastStaticEncoder:
         Returns:
             A scipy CSR matrix of float32 counts; `embed` turns it into vectors.
         """
+        texts = list(texts)
+        self._bagged += len(texts)
         self._start_slicing()
         return self._bag(texts)
 

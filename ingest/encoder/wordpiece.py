@@ -36,7 +36,6 @@ from __future__ import annotations
 import json
 import re
 import string
-import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from functools import cache
 from itertools import chain
@@ -44,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ingest.encoder import unicode_tables
 from ingest.encoder.bulk_chunks import BulkChunkIds
 
 if TYPE_CHECKING:
@@ -88,8 +88,8 @@ def unsupported_reason(tokenizer: Tokenizer) -> str | None:
 
 @cache
 def _python_spaces() -> tuple[int, ...]:
-    """Code points `str.split()` splits on."""
-    return tuple(cp for cp in range(0x110000) if chr(cp).isspace())
+    """Code points `str.split()` splits on (see `unicode_tables`)."""
+    return unicode_tables.python_spaces()
 
 
 @cache
@@ -101,25 +101,9 @@ def _reorderable_class() -> str:
     character-by-character table. Code points unassigned in Python's Unicode tables are included
     because the tokenizer's newer tables may assign them.
     """
-    cps: list[int] = []
-    for cp in range(0x80, 0x110000):
-        ch = chr(cp)
-        cat = unicodedata.category(ch)
-        if cat == "Cs":
-            continue
-        if cat == "Cn" or any(
-            unicodedata.combining(d) and unicodedata.category(d) != "Mn"
-            for d in unicodedata.normalize("NFD", ch)
-        ):
-            cps.append(cp)
-    ranges: list[tuple[int, int]] = []
-    for cp in cps:
-        if ranges and ranges[-1][1] == cp - 1:
-            ranges[-1] = (ranges[-1][0], cp)
-        else:
-            ranges.append((cp, cp))
     return "".join(
-        re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges
+        re.escape(chr(a)) if a == b else f"{re.escape(chr(a))}-{re.escape(chr(b))}"
+        for a, b in unicode_tables.reorderable_ranges()
     )
 
 

@@ -528,6 +528,8 @@ class EdgeStore(BaseStore):
         """Enable HNSW indexing and build it (with quantized storage) now; blocks until done.
 
         Reopens the shard with `indexing_threshold=1` KB (persisted), then runs the engine's optimizers.
+        A shard that already has that threshold (built before: a sync) is optimized as it is open;
+        reopening a large shard costs about as much as indexing the few points a sync wrote.
         Afterwards `collection_spec(name)["indexed_vectors_count"]` equals the point count.
 
         Raises:
@@ -536,6 +538,9 @@ class EdgeStore(BaseStore):
         with self._guard:
             handle = self._handle(name, write=True)
             raw = self._engine_config(name)
+            if (raw.get("optimizers") or {}).get("indexing_threshold") == BUILD_INDEXING_THRESHOLD_KB:
+                self._optimize(name, handle.shard)
+                return
             vec = raw["vectors"][""]
             config = qe.EdgeConfig(
                 # Pass every vector parameter back: ones left out would be reset in the persisted config.
@@ -550,11 +555,15 @@ class EdgeStore(BaseStore):
             except BaseException:
                 handle.lock.release()
                 raise
-            try:
-                shard.optimize()
-                shard.flush()
-            except Exception as exc:
-                raise StoreError(f"collection {name!r}: building the HNSW index failed: {exc}") from exc
+            self._optimize(name, shard)
+
+    @staticmethod
+    def _optimize(name: str, shard: Any) -> None:
+        try:
+            shard.optimize()
+            shard.flush()
+        except Exception as exc:
+            raise StoreError(f"collection {name!r}: building the HNSW index failed: {exc}") from exc
 
     def count(self, name: str) -> int:
         """Exact number of points."""

@@ -149,6 +149,11 @@ def test_choose_workers() -> None:
     # One or two collections: the threads keep up with the upserts, no worker.
     assert choose_workers(0, 10**6, None, collections=AUTO_MAX_INPROCESS_COLLECTIONS) == 0
     assert choose_workers(0, 10**6, None) == 0
+    # A sync of collections that hold a big corpus: reading and hashing fill this process, the worker
+    # encodes what changed.
+    assert choose_workers(0, 10**6, None, held=AUTO_MIN_DOCS) == expected
+    assert choose_workers(0, 10**6, None, held=AUTO_MIN_DOCS - 1) == 0
+    assert choose_workers(0, AUTO_MIN_DOCS - 1, None, held=10**6) == 0  # a small source: in-process
 
 
 def test_size_hint_reads_source_descriptions() -> None:
@@ -234,3 +239,20 @@ def test_an_encoder_worker_ends_when_its_parent_is_killed(small_model_dir: Path,
         for proc in workers:  # whatever outlived the test: never leave it running
             if proc.is_running():
                 proc.kill()
+
+
+def test_an_empty_batch_starts_no_worker(small_model_dir: Path, tmp_path: Path) -> None:
+    import multiprocessing
+
+    from ingest.encoder.static import load_encoder
+    from ingest.parallel import EncodeRecipe, ProcessEncoder
+
+    encoder = load_encoder(str(small_model_dir), data_dir=tmp_path)
+    recipe = EncodeRecipe.of(encoder, data_dir=tmp_path, chunk_tokens=64, chunk_overlap=8)
+    pool = ProcessEncoder(recipe)
+    try:
+        [batch] = list(pool.map([(7, [])]))
+        assert (batch.batch_no, batch.docs, batch.chunks, batch.vectors.shape) == (7, 0, [], (0, encoder.dim))
+        assert multiprocessing.active_children() == []
+    finally:
+        pool.close()

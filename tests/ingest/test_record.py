@@ -19,6 +19,20 @@ def test_commit_lookup_totals_and_forget(tmp_path: Path) -> None:
     record.close()
 
 
+def test_changed_returns_only_the_documents_held_at_another_or_no_content(tmp_path: Path) -> None:
+    record = DocRecord(tmp_path / "r.sqlite", generation="g1")
+    record.commit(None, [("same", "h1", 2), ("edited", "h2", 3), ("unknown", None, 4), ("7", "h7", 1)])
+    now = {"same": "h1", "edited": "h2-new", "unknown": "h3", "added": "h4", "7": "h7", "é\u2028id": "h5"}
+    assert record.changed(now) == {
+        "edited": Entry("h2", 3),
+        "unknown": Entry(None, 4),
+        "added": None,
+        "é\u2028id": None,
+    }
+    assert record.changed({"same": "h1", "7": "h7"}) == {} and record.changed({}) == {}
+    record.close()
+
+
 def test_an_intent_left_by_a_killed_run_marks_its_documents_unknown_with_the_larger_count(
     tmp_path: Path,
 ) -> None:

@@ -189,6 +189,26 @@ def test_sync_of_v2_leaves_exactly_a_clean_ingest_of_v2_and_encodes_only_what_ch
     assert "encoded     70 docs" in text
 
 
+def test_a_sync_encoding_in_a_worker_process_is_exact_and_starts_no_worker_for_nothing(
+    versions: tuple[Path, Path, list[str], list[str]],
+    clean_v1: tuple[Path, Snapshot],
+    clean_v2: Snapshot,
+    small_model_dir: Path,
+    tmp_path: Path,
+) -> None:
+    """The path a sync of a big corpus takes (`choose_workers`): reading and planning here, the changed
+    documents (gathered from several source batches) encoded in a worker process."""
+    import multiprocessing
+
+    data_dir = copy_of(clean_v1[0], tmp_path)
+    summary = ingest(versions[1], data_dir, small_model_dir, workers=1)
+    assert (summary.added, summary.changed, summary.deleted, summary.encoded_docs) == (ADDED, 45, 16, 70)
+    assert summary.verified and differences(clean_v2, snapshot(data_dir)) == []
+    assert multiprocessing.active_children() == []  # the worker is gone once the run returns
+    noop = ingest(versions[1], data_dir, small_model_dir, workers=1)
+    assert noop.encoded_docs == 0 and noop.verified and differences(clean_v2, snapshot(data_dir)) == []
+
+
 def test_a_noop_rerun_encodes_nothing_and_says_so(
     versions: tuple[Path, Path, list[str], list[str]],
     clean_v1: tuple[Path, Snapshot],

@@ -185,13 +185,21 @@ def test_caches_stay_exact_across_batches_and_resets(
     assert np.abs(whole - reference).max() < 1e-5
 
 
-def test_table_summed_in_column_slices_matches_the_library(tmp_path: Path, beir_sample: list[str]) -> None:
+def test_table_summed_in_column_slices_matches_the_library(
+    tmp_path: Path, beir_sample: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ingest.encoder.fast as fast
     from ingest.encoder.fast import SLICE_DIMS, release_mapped_pages
 
     path = build_random_static_model(tmp_path / "random-300", dim=300, seed=2)
-    enc = load_encoder(str(path), data_dir=tmp_path)
     texts = VARIED + beir_sample[:100]
+    few = load_encoder(str(path), data_dir=tmp_path)
+    from_table = few.encode(texts)  # fewer texts than SLICE_AFTER_TEXTS: summed from the table itself
+    assert few._fast._slices is None and few._fast._slicing is None
+    monkeypatch.setattr(fast, "SLICE_AFTER_TEXTS", 0)
+    enc = load_encoder(str(path), data_dir=tmp_path)
     got = enc.encode(texts)
+    np.testing.assert_array_equal(got, from_table)  # the same sums, bit for bit
     slices = enc._fast._table_slices()
     assert [(a, b) for a, b, _ in slices] == [
         (0, SLICE_DIMS),
@@ -204,22 +212,28 @@ def test_table_summed_in_column_slices_matches_the_library(tmp_path: Path, beir_
     np.testing.assert_array_equal(np.asarray(enc.files.table[:3, :5]), slices[0][2].numpy()[:3, :5])
 
 
-def test_table_slices_are_copied_in_the_background_from_the_first_bag(
-    tmp_path: Path, beir_sample: list[str]
+def test_table_slices_are_copied_in_the_background_once_enough_texts_were_bagged(
+    tmp_path: Path, beir_sample: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import ingest.encoder.fast as fast
+
+    monkeypatch.setattr(fast, "SLICE_AFTER_TEXTS", 40)
     path = build_random_static_model(tmp_path / "random-300", dim=300, seed=3)
     texts = VARIED + beir_sample[:50]
     counting = load_encoder(str(path), data_dir=tmp_path)
     assert counting.count_tokens(texts) == [len(ids) for ids in counting.token_ids(texts)]
     assert counting._fast._slicing is None and counting._fast._slices is None  # counting copies nothing
     enc = load_encoder(str(path), data_dir=tmp_path)
+    enc._fast.bag(texts[:39])
+    assert enc._fast._slicing is None and enc._fast._slices is None  # 39 texts: not yet
     bag = enc._fast.bag(texts)
-    assert enc._fast._slicing is not None  # started by the bag, joined by the first embed
+    assert enc._fast._slicing is not None  # started by the bag, joined by the next embed
     got = enc._fast.embed(bag)
     assert enc._fast._slicing is None and enc._fast._slices is not None
     np.testing.assert_array_equal(got, counting.encode(texts))
     assert np.abs(got - enc.plain_encode(texts)).max() < 1e-5
     closing = load_encoder(str(path), data_dir=tmp_path)
-    closing._fast.bag(texts[:3])
+    closing._fast.bag(texts)
+    assert closing._fast._slicing is not None
     closing.close()  # waits for the copy under way
     assert closing._fast._slicing is None

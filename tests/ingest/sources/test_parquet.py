@@ -124,3 +124,42 @@ def test_large_string_and_dictionary_columns(tmp_path: Path) -> None:
     path = tmp_path / "c.parquet"
     pq.write_table(table, path)
     assert docs_of(ParquetSource([path])) == [("7", "t", "x"), ("8", "t", "y")]
+
+
+def test_prefetched_batches_equal_the_batches_read_in_place_and_stop_early(tmp_path: Path) -> None:
+    import threading
+
+    from ingest.sources.parquet import iter_record_batches
+
+    path = write_table(
+        tmp_path / "c.parquet", {"id": [str(i) for i in range(30)], "text": [f"x{i}" for i in range(30)]}
+    )
+    ahead = [b.to_pydict() for b in iter_record_batches(path, ["id", "text"], 3)]
+    in_place = [b.to_pydict() for b in iter_record_batches(path, ["id", "text"], 3, prefetch=False)]
+    assert ahead == in_place and sum(len(b["id"]) for b in ahead) == 30
+    early = iter_record_batches(path, ["id", "text"], 3)
+    assert next(early).to_pydict()["id"] == ["0", "1", "2"]
+    early.close()  # type: ignore[attr-defined]
+    assert not [t for t in threading.enumerate() if t.name.startswith("parquet-read")]
+
+
+def test_prefetched_raises_the_readers_error_at_its_place() -> None:
+    from collections.abc import Iterator
+
+    from ingest.sources.base import prefetched
+
+    closed: list[bool] = []
+
+    def items() -> Iterator[int]:
+        try:
+            yield 1
+            yield 2
+            raise InputError("row group 1 is damaged")
+        finally:
+            closed.append(True)
+
+    got: list[int] = []
+    with pytest.raises(InputError, match="row group 1 is damaged"):
+        for item in prefetched(items()):
+            got.append(item)
+    assert got == [1, 2] and closed == [True]
