@@ -14,7 +14,8 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -101,6 +102,28 @@ def _build_atomically(final: Path, build: Callable[[Path], None]) -> Path:
     return final
 
 
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Keep transformers to its errors while the teacher loads (then restore its settings).
+
+    Loading the teacher prints a "BertModel LOAD REPORT" warning table (its checkpoint holds an
+    `embeddings.position_ids` buffer the model rebuilds: harmless) and a weight-loading progress bar;
+    a user building the stand-in sees only our own one-line notice.
+    """
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def build_standin(data_dir: Path, *, force: bool = False) -> Path:
     """Build (or reuse) the offline stand-in: Model2Vec distilled from the packaged teacher.
 
@@ -132,7 +155,8 @@ def build_standin(data_dir: Path, *, force: bool = False) -> Path:
         log.warning("building the offline stand-in model into %s (about a minute, once)", final)
         started = time.perf_counter()
         try:
-            model = distill(model_name=str(teacher), pca_dims=STANDIN_PCA_DIMS)
+            with quiet_transformers():
+                model = distill(model_name=str(teacher), pca_dims=STANDIN_PCA_DIMS)
         except Exception as exc:
             raise ModelError(f"distilling the stand-in from {teacher} failed: {exc}") from exc
         model.save_pretrained(tmp)
