@@ -154,6 +154,10 @@ def _worker_init(recipe: EncodeRecipe, parent: int | None = None) -> None:
     _WORKER = recipe.build()
 
 
+def _worker_ready() -> None:
+    """Nothing: submitted to make the pool start a worker (its initializer loads the model)."""
+
+
 def _worker_encode(batch_no: int, docs: list[Document]) -> tuple[EncodedBatch, float]:
     if _WORKER is None:
         raise RuntimeError("encoder worker process was not initialised")
@@ -186,6 +190,11 @@ class ProcessEncoder:
             initializer=_worker_init,
             initargs=(recipe, os.getpid()),
         )
+
+    def start(self) -> None:
+        """Start every worker now (they start at their first batch otherwise), without waiting."""
+        for _ in range(self.workers):
+            self._pool.submit(_worker_ready)
 
     def map(self, batches: Iterable[tuple[int, list[Document]]]) -> Iterator[EncodedBatch]:
         """Encode numbered batches, yielding results in input order; at most `in_flight` are pending.

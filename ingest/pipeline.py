@@ -36,7 +36,7 @@ from ingest.diskspace import allocated_bytes, check_free_space, need_for_run
 from ingest.encode_batch import encode_docs
 from ingest.errors import CollectionMismatchError, IngestError, InputError
 from ingest.memory import peak_rss_mb, release_freed_memory
-from ingest.parallel import EncodeRecipe, choose_workers, size_hint
+from ingest.parallel import EncodeRecipe, ProcessEncoder, choose_workers, size_hint
 from ingest.record import DocRecord, Entry
 from ingest.records import Document, point_id
 from ingest.run_ids import new_run_id
@@ -124,6 +124,8 @@ class IngestJob:
         self.batch_docs = cfg.batch_docs
         # Encoder worker pools whose workers are exiting; `close` waits for them.
         self._stopping: list[Any] = []
+        # Worker processes started by `_prewarm` for `run_batches`.
+        self._pool: ProcessEncoder | None = None
         self.stage_seconds = {"read": 0.0, "sync": 0.0, "encode": 0.0, "upsert": 0.0, "index": 0.0}
         self.resumed_batches = 0
         self.started = time.perf_counter()
@@ -138,13 +140,18 @@ class IngestJob:
     # -- opening -----------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, target: str, cfg: IngestConfig, *, store: VectorStore | None = None) -> IngestJob:
+    def open(
+        cls, target: str, cfg: IngestConfig, *, store: VectorStore | None = None, prewarm: bool = False
+    ) -> IngestJob:
         """Resolve the source, load the encoder, open the store and create or check every collection.
 
         Args:
             target: What to ingest (see `run_ingest`).
             cfg: The run options.
             store: An open store to use instead of the one `cfg` names; the caller keeps and closes it.
+            prewarm: Start the encoder worker processes `run_batches` will likely use before the
+                collections are opened, so that their start (spawn, `import torch`, model load:
+                2-3 s) overlaps loading the shards and the duplicate-id pass (see `_prewarm`).
 
         Raises:
             InputError: bad target or options.
@@ -179,6 +186,8 @@ class IngestJob:
         try:
             job = cls(cfg, source, encoder, store, specs)
             job.owns_store = owns_store
+            if prewarm:
+                job._prewarm()
             job._prepare_collections()
         except BaseException:
             if job is not None:
@@ -579,17 +588,45 @@ class IngestJob:
         if workers is not None and workers < 0:
             raise ValueError(f"workers must be None, 0 or a positive number of processes, not {workers}")
         chosen = workers_for(self) if workers is None else workers
+        pool, self._pool = self._pool, None
+        if pool is not None and pool.workers != chosen:
+            pool.close(wait=False)  # guessed wrong: its workers exit while the run goes on
+            self._stopping.append(pool)
+            pool = None
         if chosen:
-            recipe = EncodeRecipe.of(
-                self.encoder,
-                data_dir=self.cfg.data_dir,
-                chunk_tokens=self.cfg.chunk_tokens,
-                chunk_overlap=self.cfg.chunk_overlap,
-            )
-            self._stopping.append(run_in_processes(self, recipe, chosen, progress=progress))
+            pool = pool or ProcessEncoder(self._recipe(), chosen)
+            self._stopping.append(pool)
+            run_in_processes(self, pool, progress=progress)
         else:
             run_threaded(self, progress=progress)
         return chosen
+
+    def _recipe(self) -> EncodeRecipe:
+        return EncodeRecipe.of(
+            self.encoder,
+            data_dir=self.cfg.data_dir,
+            chunk_tokens=self.cfg.chunk_tokens,
+            chunk_overlap=self.cfg.chunk_overlap,
+        )
+
+    def _prewarm(self) -> None:
+        """Start the worker processes `run_batches` will likely choose, before the collections open.
+
+        The guess is `choose_workers` with every existing collection taken as holding the whole source
+        (`run_batches` decides from the records, and lets a wrongly guessed pool go).
+        """
+        size = size_hint(self.source.describe())
+        exist = not self.cfg.recreate and all(self.store.collection_exists(name) for name in self.names)
+        guess = choose_workers(
+            self.cfg.workers,
+            size,
+            self.cfg.limit,
+            collections=len(self.names),
+            held=(size or 0) if exist and self.sync != "none" else 0,
+        )
+        if guess:
+            self._pool = ProcessEncoder(self._recipe(), guess)
+            self._pool.start()
 
     def process_batch(self, batch_no: int, docs: list[Document]) -> BatchResult:
         """Chunk, encode and store one batch (the unit a flow task runs)."""
@@ -782,6 +819,9 @@ class IngestJob:
     def close(self) -> None:
         """Wait for encoder workers to exit, close rejected.jsonl and release the store (and its
         collection locks)."""
+        if self._pool is not None:
+            self._stopping.append(self._pool)
+            self._pool = None
         while self._stopping:
             self._stopping.pop().close()
         if self._rejected_file is not None:
@@ -823,7 +863,7 @@ def run_ingest(
     """
     from ingest.sources.base import EmptySourceError
 
-    job = IngestJob.open(target, cfg, store=store)
+    job = IngestJob.open(target, cfg, store=store, prewarm=True)
     try:
         job.run_batches(progress=progress)
         return job.finalize()

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any, Protocol
 
 from ingest.batches import BatchResult, EncodedBatch
-from ingest.parallel import EncodeRecipe, ProcessEncoder
+from ingest.parallel import ProcessEncoder
 from ingest.records import Document
 
 log = logging.getLogger(__name__)
@@ -99,20 +99,17 @@ class DocQueue:
             return item
 
 
-def run_in_processes(job: BatchJob, recipe: EncodeRecipe, workers: int, *, progress: bool) -> ProcessEncoder:
-    """Read (a thread) and upsert here; chunk and encode in `workers` processes (see `ingest.parallel`).
+def run_in_processes(job: BatchJob, pool: ProcessEncoder, *, progress: bool) -> None:
+    """Read (a thread) and upsert here; chunk and encode in the worker processes of `pool`.
 
-    The engine's update holds the GIL, so encoding only overlaps with it in another process.
+    The engine's update holds the GIL, so encoding only overlaps with it in another process. Once every
+    batch is stored (or the run failed) the pool is told to stop: its workers exit in the background
+    while the caller finishes the run (indexes, verification); the caller `close()`s it to wait.
 
     Args:
         job: The job whose pending batches to run.
-        recipe: How the workers build the job's chunker and encoder.
-        workers: Worker processes (at least 1).
+        pool: The encoder worker processes (see `ingest.parallel.ProcessEncoder`).
         progress: Show a tqdm progress bar.
-
-    Returns:
-        The worker pool, stopping: its workers exit in the background while the caller finishes the
-        run (indexes, verification); `close()` it to wait for them.
 
     Raises:
         The first error the reader, a worker or the store raised, after every batch read before it
@@ -148,9 +145,8 @@ def run_in_processes(job: BatchJob, recipe: EncodeRecipe, workers: int, *, progr
                 return
             yield item
 
-    log.info("chunking and encoding in %d worker process(es)", workers)
+    log.info("chunking and encoding in %d worker process(es)", pool.workers)
     reader = threading.Thread(target=read, name="ingest-read", daemon=True)
-    pool = ProcessEncoder(recipe, workers)
     with tqdm(desc=f"ingest {job.dataset}", unit="doc", disable=not progress, smoothing=0.1) as bar:
         reader.start()
         try:
@@ -171,7 +167,6 @@ def run_in_processes(job: BatchJob, recipe: EncodeRecipe, workers: int, *, progr
     if errors:
         pool.close()
         raise errors[0]
-    return pool
 
 
 def run_threaded(job: BatchJob, *, progress: bool) -> None:

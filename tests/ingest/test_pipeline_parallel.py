@@ -256,3 +256,40 @@ def test_an_empty_batch_starts_no_worker(small_model_dir: Path, tmp_path: Path) 
         assert multiprocessing.active_children() == []
     finally:
         pool.close()
+
+
+def test_prewarmed_workers_are_started_before_the_collections_open_and_used_or_let_go(
+    corpus: Path, small_model_dir: Path, tmp_path: Path
+) -> None:
+    import multiprocessing
+
+    reference = run_ingest(str(corpus), cfg_for(tmp_path / "ref", small_model_dir, workers=1), progress=False)
+    want = stored_points(tmp_path / "ref")
+    # Asked for one worker: it is started by `open`, before any batch, and `run_batches` uses it.
+    job = IngestJob.open(str(corpus), cfg_for(tmp_path / "warm", small_model_dir, workers=1), prewarm=True)
+    try:
+        assert job._pool is not None and job._pool.workers == 1
+        assert len(multiprocessing.active_children()) == 1  # spawned already
+        assert job.run_batches() == 1
+        assert job._pool is None and len(job._stopping) == 1  # the prewarmed pool, no second one
+        summary = job.finalize()
+    finally:
+        job.close()
+    assert multiprocessing.active_children() == []
+    assert summary.verified and stored_points(tmp_path / "warm") == want
+    # A wrong guess (2 prewarmed, 1 used) is let go; the run is the same.
+    job = IngestJob.open(str(corpus), cfg_for(tmp_path / "wrong", small_model_dir, workers=2), prewarm=True)
+    try:
+        assert job._pool is not None and job._pool.workers == 2
+        assert job.run_batches(workers=1) == 1
+        job.finalize()
+    finally:
+        job.close()
+    assert multiprocessing.active_children() == []
+    assert stored_points(tmp_path / "wrong") == want and reference.verified
+    # Automatic choice on a small corpus: nothing is prewarmed.
+    job = IngestJob.open(str(corpus), cfg_for(tmp_path / "auto", small_model_dir), prewarm=True)
+    try:
+        assert job._pool is None and multiprocessing.active_children() == []
+    finally:
+        job.close()
