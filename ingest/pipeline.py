@@ -413,13 +413,14 @@ class IngestJob:
             if batch_no in self.checkpoints[name].done:
                 old[name] = {}
                 continue
-            differ = self.records[name].changed(hashes)
-            differs.append(differ)
             if self.sync == "none":  # every document is written again: the old count of each is needed
                 entries = self.records[name].lookup(list(hashes))
+                differs.append({d: e for d in hashes if (e := entries.get(d)) is None or e.hash != hashes[d]})
                 old[name] = {d: entries[d].chunks if d in entries else 0 for d in hashes}
-            else:
-                old[name] = {d: entry.chunks if entry is not None else 0 for d, entry in differ.items()}
+                continue
+            differ = self.records[name].changed(hashes)
+            differs.append(differ)
+            old[name] = {d: entry.chunks if entry is not None else 0 for d, entry in differ.items()}
         needed = set().union(*old.values())
         work = [d for d in docs if d.id in needed]
         plan = BatchPlan(

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from ingest.batches import BatchResult, EncodedBatch
 from ingest.parallel import ProcessEncoder
+from ingest.queues import put_unless_stopped
 from ingest.records import Document
 
 log = logging.getLogger(__name__)
@@ -68,16 +69,17 @@ class DocQueue:
     def _size(item: Any) -> int:
         return len(item[1]) if isinstance(item, tuple) else 0
 
-    def put(self, item: Any, timeout: float | None = None) -> None:
-        """Append `item`, waiting for room.
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        """Append `item`, waiting for room (as `queue.Queue.put`).
 
         Raises:
-            queue.Full: no room came within `timeout` seconds.
+            queue.Full: no room came within `timeout` seconds (at once when not `block`).
         """
         size = self._size(item)
         with self._cond:
             if not self._cond.wait_for(
-                lambda: not self._items or self._docs + size <= self.max_docs, timeout=timeout
+                lambda: not self._items or self._docs + size <= self.max_docs,
+                timeout=timeout if block else 0,
             ):
                 raise queue.Full
             self._items.append(item)
@@ -124,13 +126,7 @@ def run_in_processes(job: BatchJob, pool: ProcessEncoder, *, progress: bool) -> 
     def read() -> None:
         try:
             for item in job.pending_batches():
-                while not stop.is_set():
-                    try:
-                        to_encode.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put_unless_stopped(to_encode, item, stop):
                     return
         except BaseException as exc:
             # A bad record: the batches read before it are still encoded and stored, then it is raised.
@@ -187,25 +183,16 @@ def run_threaded(job: BatchJob, *, progress: bool) -> None:
     stop = threading.Event()
     errors: list[BaseException] = []
 
-    def put(q: queue.Queue[Any] | DocQueue, item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
     def read() -> None:
         try:
             for item in job.pending_batches():
-                if not put(to_encode, item):
+                if not put_unless_stopped(to_encode, item, stop):
                     return
         except BaseException as exc:
             # A bad record: the batches read before it are still encoded and stored, then it is raised.
             errors.append(exc)
         finally:
-            put(to_encode, _DONE)
+            put_unless_stopped(to_encode, _DONE, stop)
 
     def write(bar: Any) -> None:
         try:
@@ -237,7 +224,7 @@ def run_threaded(job: BatchJob, *, progress: bool) -> None:
                     continue
                 if item is _DONE:
                     break
-                if not put(to_store, job.encode_batch(*item)):
+                if not put_unless_stopped(to_store, job.encode_batch(*item), stop):
                     break
         except BaseException as exc:
             errors.append(exc)

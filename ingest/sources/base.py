@@ -17,6 +17,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 import numpy as np
 
 from ingest.errors import InputError
+from ingest.queues import put_unless_stopped
 from ingest.records import Document
 
 logger = logging.getLogger("ingest.sources")
@@ -62,23 +63,14 @@ def prefetched(items: Iterator[T], *, name: str = "prefetch") -> Iterator[T]:
     ahead: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
     stop = threading.Event()
 
-    def put(entry: tuple[bool, Any]) -> bool:
-        while not stop.is_set():
-            try:
-                ahead.put(entry, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
     def produce() -> None:
         try:
             for item in items:
-                if not put((True, item)):
+                if not put_unless_stopped(ahead, (True, item), stop):
                     return
-            put((True, _END))
+            put_unless_stopped(ahead, (True, _END), stop)
         except BaseException as exc:
-            put((False, exc))
+            put_unless_stopped(ahead, (False, exc), stop)
         finally:
             close = getattr(items, "close", None)
             if close is not None:
