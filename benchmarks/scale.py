@@ -74,10 +74,19 @@ def machine_info() -> dict[str, Any]:
 
 
 def _bench_config(args: argparse.Namespace, **extra: Any) -> Any:
-    """The ingest configuration of a run: the published (1024-d binary) or the default matrix, recreated."""
-    from ingest.config import build_config
+    """The ingest configuration of a run: the published (1024-d binary) or the default matrix, recreated;
+    with `--ef-construct` (a 1024-d model), every graph built with that ef_construct."""
+    from dataclasses import replace
+
+    from ingest.config import DEFAULT_QUANTIZATIONS, build_config, default_matrix
 
     published = args.matrix == "published"
+    float_hnsw = getattr(args, "float_hnsw", False)
+    ef_construct = getattr(args, "ef_construct", None)
+    if ef_construct is not None:
+        quantizations = ("binary",) if published else DEFAULT_QUANTIZATIONS
+        matrix = default_matrix(1024, quantizations, float_hnsw=float_hnsw)
+        extra["collections"] = [replace(s, hnsw_ef_construct=ef_construct) for s in matrix]
     return build_config(
         None,
         model=args.model,
@@ -85,7 +94,7 @@ def _bench_config(args: argparse.Namespace, **extra: Any) -> Any:
         dims=[1024] if published else None,
         quantizations=["binary"] if published else None,
         recreate=True,
-        float_hnsw=getattr(args, "float_hnsw", False),
+        float_hnsw=float_hnsw,
         **extra,
     )
 
@@ -260,6 +269,7 @@ def _start_child(
     cmd = [sys.executable, "-m", "benchmarks.scale", *child_args]
     cmd += ["--model", str(args.model_path), "--matrix", args.matrix, "--data-dir", str(data_dir)]
     cmd += ["--float-hnsw"] if args.float_hnsw else []
+    cmd += ["--ef-construct", str(args.ef_construct)] if args.ef_construct is not None else []
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
@@ -621,6 +631,13 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="default matrix: build HNSW graphs on the float collections too (the ingest's --float-hnsw)",
     )
+    parser.add_argument(
+        "--ef-construct",
+        type=int,
+        default=None,
+        help="build the graphs with this ef_construct instead of the default 100 (1024-d model): what "
+        "a cheaper graph saves (its recall cost: python -m benchmarks.hnsw_params)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
     parser.add_argument(
@@ -660,6 +677,8 @@ def main(argv: list[str] | None = None) -> None:
         weights = "trained weights"
     print(f"model: {location.model_id} at {location.path}: {weights}")
     float_note = " (float collections with HNSW: --float-hnsw)" if args.float_hnsw else ""
+    if args.ef_construct is not None:
+        float_note += f" (graphs with ef_construct {args.ef_construct}: --ef-construct)"
     cap_note = f"; memory cap {args.memory_limit_mb:,} MB" if args.memory_limit_mb else ""
     print(f"matrix: {args.matrix}{float_note}; modes: {', '.join(modes)}{cap_note}")
     args.out.mkdir(parents=True, exist_ok=True)

@@ -269,8 +269,8 @@ class IngestConfig(StoreOptions):
     workers: NonNegativeInt = option(
         0,
         "processes that chunk and encode while this one reads and upserts; 0 (default) = automatic: "
-        "one for corpora of 20,000 documents or more (or of unknown size) loaded into 3+ collections "
-        "on 2+ cores, else none (threads)",
+        "one for corpora of 20,000 documents or more (or of unknown size) on 2+ cores, else none "
+        "(threads)",
     )
     on_error: OnError = option(
         "fail", "bad records: stop (default) or skip them into rejected.jsonl in the run directory"

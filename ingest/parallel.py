@@ -1,8 +1,8 @@
 """Chunking and encoding in worker processes, so the main process is free to read and upsert.
 
 qdrant-edge's `EdgeShard.update` holds the GIL while it converts and stores points; the encoder's
-heavy parts (polars, torch) release it, so with one or two collections a thread keeps up, but with
-many the upserts leave the encoding thread little time. A worker process does not share the GIL:
+heavy parts (polars, torch) release it, but the upserts still leave an encoding thread little time,
+even with one collection. A worker process does not share the GIL:
 it rebuilds the same chunker and encoder from an `EncodeRecipe` (model directory + chunk
 parameters), receives numbered document batches (pickled) and sends back `EncodedBatch`es: the
 chunks and their full-dimension vectors, computed by the same `ingest.encode_batch.encode_docs`
@@ -14,10 +14,10 @@ thread. Spawned workers import the main module, so a script that ingests a
 big corpus must guard its entry point (`if __name__ == "__main__":`).
 
 Measured on 2 cores (BENCHMARKS.md, side by side in one run, 171,332 TREC-COVID-sized documents,
-1024-d): with one collection (binary) one worker and three threads in one process take the same
-time (60.2 vs 59.2 s, HNSW included; the worker costs ~150 MB more); with the ten collections of
-the default matrix the worker shortens the load phase from 152 s to 123 s, because the main
-process then spends most of the load upserting. Below ~20,000 documents starting a worker costs
+1024-d): with one collection (binary) one worker beats three threads in one process, 43.6 vs 53.9 s
+(load 24.5 vs 32.3 s: the upserting thread holds the GIL for most of the load, so an encoding
+thread beside it gets little done); with the ten collections of the default matrix the worker
+shortened the load phase from 152 s to 123 s. Below ~20,000 documents starting a worker costs
 more than it saves. A sync of collections that already hold a big corpus uses one worker too: the
 main process then spends the run reading and hashing every document (GIL-bound Python), and the
 worker's start (model load, `import torch`: ~2 s) and the few documents to encode go to the other
@@ -55,13 +55,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # With `workers=0` (auto), a worker process is used only for corpora that may hold this many
-# documents or more (starting one, imports + model load, costs 2-4 s) and for runs loading more
-# than this many collections: the main process then spends most of the load converting and
-# upserting every chunk once per collection with the GIL held, and encoding beside it in a thread
-# gets little done. With one or two collections the threads keep up (BENCHMARKS.md). A sync over
-# collections holding this many documents or more also gets a worker (see the module docstring).
+# documents or more: starting one (imports + model load) costs 2-4 s.
 AUTO_MIN_DOCS = 20_000
-AUTO_MAX_INPROCESS_COLLECTIONS = 2
 
 
 @dataclass(frozen=True)
@@ -258,21 +253,14 @@ class ProcessEncoder:
         self.close()
 
 
-def choose_workers(
-    requested: int, size_hint: int | None, limit: int | None, collections: int = 1, held: int = 0
-) -> int:
+def choose_workers(requested: int, size_hint: int | None, limit: int | None) -> int:
     """How many encoder processes a run uses: 0 means in-process.
 
     Args:
         requested: `IngestConfig.workers`: N ≥ 1 forces N processes; 0 is automatic (one process
-            when the corpus may hold `AUTO_MIN_DOCS` documents or more, two cores are usable, and
-            the run loads more than `AUTO_MAX_INPROCESS_COLLECTIONS` collections or syncs
-            collections that hold `AUTO_MIN_DOCS` documents or more).
+            when the corpus may hold `AUTO_MIN_DOCS` documents or more and two cores are usable).
         size_hint: Documents the source says it holds, if it knows.
         limit: The run's document limit, if any.
-        collections: Collections the run loads.
-        held: Documents every collection of the run already holds, when it skips unchanged ones
-            (a sync); 0 otherwise.
 
     Returns:
         The number of worker processes.
@@ -281,8 +269,6 @@ def choose_workers(
         return requested
     known = [n for n in (size_hint, limit) if n is not None]
     if known and min(known) < AUTO_MIN_DOCS:
-        return 0
-    if collections <= AUTO_MAX_INPROCESS_COLLECTIONS and held < AUTO_MIN_DOCS:
         return 0
     return 1 if usable_cores() >= 2 else 0
 

@@ -613,18 +613,10 @@ class IngestJob:
     def _prewarm(self) -> None:
         """Start the worker processes `run_batches` will likely choose, before the collections open.
 
-        The guess is `choose_workers` with every existing collection taken as holding the whole source
-        (`run_batches` decides from the records, and lets a wrongly guessed pool go).
+        The guess is `choose_workers` on the source's size (`run_batches` decides the same way; a pool
+        it does not use is let go).
         """
-        size = size_hint(self.source.describe())
-        exist = not self.cfg.recreate and all(self.store.collection_exists(name) for name in self.names)
-        guess = choose_workers(
-            self.cfg.workers,
-            size,
-            self.cfg.limit,
-            collections=len(self.names),
-            held=(size or 0) if exist and self.sync != "none" else 0,
-        )
+        guess = choose_workers(self.cfg.workers, size_hint(self.source.describe()), self.cfg.limit)
         if guess:
             self._pool = ProcessEncoder(self._recipe(), guess)
             self._pool.start()
@@ -879,20 +871,12 @@ def workers_for(job: IngestJob) -> int:
     """The encoder worker processes `IngestJob.run_batches` uses for this job by default.
 
     Args:
-        job: The opened job (its `cfg.workers`, source size, limit, collections and, for a sync, the
-            documents its collections already hold decide).
+        job: The opened job (its `cfg.workers`, source size and limit decide).
 
     Returns:
         The number of worker processes; 0 means threads in this process.
     """
-    held = 0 if job.sync == "none" else min((r.doc_count() for r in job.records.values()), default=0)
-    return choose_workers(
-        job.cfg.workers,
-        size_hint(job.source.describe()),
-        job.cfg.limit,
-        collections=len(job.names),
-        held=held,
-    )
+    return choose_workers(job.cfg.workers, size_hint(job.source.describe()), job.cfg.limit)
 
 
 def _problem_text(problems: dict[str, str]) -> str:

@@ -50,3 +50,24 @@ def test_each_build_index_call_is_timed_per_collection(tmp_path: Path) -> None:
     assert list(timings) == ["corpus-171332-seed0-d16-none", "corpus-171332-seed0-d16-binary"]
     assert all(t["wall_s"] >= 0 and t["cpu_s"] >= 0 for t in timings.values())
     assert [_short(n) for n in timings] == ["d16-none", "d16-binary"]
+
+
+@pytest.mark.parametrize("matrix", ["default", "published"])
+def test_ef_construct_builds_every_graph_of_the_matrix_with_it(tmp_path: Path, matrix: str) -> None:
+    import argparse
+
+    from benchmarks.scale import _bench_config
+    from ingest.config import resolve_collections
+
+    args = argparse.Namespace(
+        matrix=matrix, model="random-1024", data_dir=tmp_path, float_hnsw=False, ef_construct=64
+    )
+    specs = resolve_collections(_bench_config(args), 1024)
+    if matrix == "published":
+        assert [(s.dim, s.quantization, s.hnsw_m) for s in specs] == [(1024, "binary", 16)]
+    else:
+        assert len(specs) == 15 and {s.hnsw_m for s in specs if s.quantization == "none"} == {0}
+    assert {s.hnsw_ef_construct for s in specs} == {64}
+    # Without it, the collections' default.
+    args.ef_construct = None
+    assert {s.hnsw_ef_construct for s in resolve_collections(_bench_config(args), 1024)} == {100}
