@@ -33,6 +33,11 @@ class Document:
         """BEIR's concatenation: `title + " " + text`, stripped."""
         return (self.title + " " + self.text).strip()
 
+    def __reduce__(self) -> tuple[type[Document], tuple[str, str, str, dict[str, Any], str]]:
+        # Batches cross to encoder workers pickled; a frozen slots dataclass's default pickling calls
+        # `dataclasses.fields` per object (4.6 vs 1.1 µs a document), on the main process's GIL.
+        return Document, (self.id, self.title, self.text, self.metadata, self.location)
+
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
@@ -51,6 +56,11 @@ class Chunk:
     text: str
     char_start: int
     char_end: int
+
+    def __reduce__(self) -> tuple[type[Chunk], tuple[str, int, str, int, int]]:
+        # As `Document.__reduce__`: chunks come back from encoder workers pickled (2.6 vs 1.0 µs a
+        # chunk to unpickle).
+        return Chunk, (self.doc_id, self.chunk_no, self.text, self.char_start, self.char_end)
 
 
 def point_id(dataset: str, doc_id: str, chunk_no: int) -> str:
