@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import tempfile
 import time
 import uuid
@@ -38,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.machine import machine_info
+from benchmarks.machine import cpu_seconds, machine_info
 from benchmarks.synth_corpus import BEIR_DIR, SENTENCE_SOURCES
 
 WINDOW_WORDS = 24
@@ -75,11 +74,6 @@ def windows_and_queries(beir_dir: Path, queries: int, seed: int = 0) -> tuple[li
         raise SystemExit(f"no scifact.zip or nfcorpus.zip in {beir_dir}: pass --beir-dir")
     picked = np.random.default_rng(seed).choice(len(pool), min(queries, len(pool)), replace=False)
     return texts, [pool[i] for i in picked]
-
-
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def _ids(store: Any, name: str, queries: np.ndarray, params: Any) -> tuple[list[set[str]], float]:
@@ -128,14 +122,14 @@ def measure(
         end = start + 4096
         store.upsert(name, ids[start:end], vectors[start:end], [{} for _ in ids[start:end]])
     store.flush(name)
-    wall, cpu = time.perf_counter(), _cpu()
+    wall, cpu = time.perf_counter(), cpu_seconds()
     store.build_index(name)
     row: dict[str, Any] = {
         "dim": dim,
         "quantization": quantization,
         "graph": f"m 16, ef_construct {ef_construct}" if ef_construct else "no graph (m 0): full scan",
         "build_wall_s": round(time.perf_counter() - wall, 1),
-        "build_cpu_s": round(_cpu() - cpu, 1),
+        "build_cpu_s": round(cpu_seconds() - cpu, 1),
     }
     truth, _ = _ids(store, name, queries, SearchParams(exact=True))
     for ef in efs:

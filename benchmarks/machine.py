@@ -1,4 +1,4 @@
-"""What machine a benchmark ran on: CPU, cores, load, Python and library versions."""
+"""What machine a benchmark ran on: CPU, cores, load, Python and library versions; CPU time used."""
 
 from __future__ import annotations
 
@@ -35,3 +35,12 @@ def machine_info(distributions: tuple[str, ...] = ()) -> dict[str, Any]:
         except PackageNotFoundError:
             info[dist] = None
     return info
+
+
+def cpu_seconds(who: int | None = None) -> float:
+    """User + system CPU seconds of this process (its threads included), or of `who`
+    (`resource.RUSAGE_CHILDREN`: its waited-for children)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF if who is None else who)
+    return usage.ru_utime + usage.ru_stime

@@ -54,6 +54,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from benchmarks.machine import cpu_seconds
 from benchmarks.machine import machine_info as shared_machine_info
 from benchmarks.memcap import MemoryCap
 from benchmarks.rss_watch import Watcher, mapped_mb, own_mb, proc_status
@@ -246,10 +247,7 @@ def _time_builds(store: Any) -> dict[str, dict[str, float]]:
 
 
 def _cpu(who: int) -> float:
-    import resource
-
-    usage = resource.getrusage(who)
-    return round(usage.ru_utime + usage.ru_stime, 1)
+    return round(cpu_seconds(who), 1)
 
 
 def _fresh_dir(data_dir: Path) -> Path:
