@@ -1,9 +1,9 @@
 """Watching a process's memory from outside through `/proc`: resident pages by kind, per phase.
 
-The scale benchmark samples its ingest process (and that process's encoder workers) with a `Watcher`
-instead of a sampler inside it, which would stall while the engine holds the GIL. `mapped_mb` tells the
-pages of the engine's memory-mapped shard files from those of other files (libraries, the model), so
-`own_mb` can count a process's memory without the engine's files. Linux only.
+The scale benchmark samples its ingest process (and its worker processes: encoder, writer) with a
+`Watcher` instead of a sampler inside it, which would stall while the engine holds the GIL.
+`mapped_mb` tells the pages of the engine's memory-mapped shard files from those of other files
+(libraries, the model), so `own_mb` can count a process's memory without the engine's files. Linux only.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ def child_pids(pid: int) -> list[int]:
 
 
 def is_encoder_worker(pid: int) -> bool:
-    """Whether a process is a `multiprocessing` worker (an encoder process), not its resource tracker."""
+    """Whether a process is a `multiprocessing` worker (an encoder or writer process), not its resource
+    tracker."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as fh:
             cmd = fh.read().replace(b"\0", b" ")
@@ -95,7 +96,7 @@ def own_mb(st: dict[str, int], other_files_mb: int) -> int:
 
 
 class Watcher:
-    """Samples the ingest process and its encoder workers from outside, per phase."""
+    """Samples the ingest process and its worker processes (encoder, writer) from outside, per phase."""
 
     def __init__(self, pid: int, shard_root: Path) -> None:
         self.pid = pid
@@ -104,6 +105,7 @@ class Watcher:
         self.peaks: dict[str, dict[str, int]] = {}
         self.worker_peak_mb = 0
         self.workers_seen: set[int] = set()
+        self.worker_other_files: dict[int, int] = {}
         self.last_shard_mb = 0
         self.last_other_files_mb = 0
         self.phase_end_shard_mb: dict[str, int] = {}
@@ -145,7 +147,10 @@ class Watcher:
                 for child_pid in child_pids(self.pid):
                     if child_pid in self.workers_seen or is_encoder_worker(child_pid):
                         self.workers_seen.add(child_pid)
-                        workers = max(workers, proc_status(child_pid).get("VmHWM", 0))
+                        # Like the main process: without the shard-file pages a writer process maps.
+                        if n % SMAPS_EVERY == 0 or child_pid not in self.worker_other_files:
+                            self.worker_other_files[child_pid] = mapped_mb(child_pid, self.shard_root)[1]
+                        workers += own_mb(proc_status(child_pid), self.worker_other_files[child_pid])
                 self.worker_peak_mb = max(self.worker_peak_mb, workers)
                 if n % TIMELINE_EVERY == 0:
                     self.timeline.append(

@@ -10,10 +10,10 @@ document) and one of `--docs / 10` documents (its prefix), then ingests each int
 directory with the project's public pipeline API (`IngestJob.open`, `run_batches`, `build_indexes`,
 `finalize`), each in its own fresh Python process so memory figures do not mix. `published` is
 1024-d with binary quantization (the published configuration); `default` is every Matryoshka dim ×
-none/binary.
+none/binary/scalar (`--quantizations` narrows it).
 
 This process watches the ingest process from outside (every 0.2 s: `/proc/<pid>/status` of it and
-of its encoder workers, and every second its `/proc/<pid>/smaps`, to tell the pages of the
+of its worker processes (encoder, writer), and every second its `/proc/<pid>/smaps`, to tell the pages of the
 engine's memory-mapped shard files apart; `benchmarks.rss_watch`); a sampler inside would stall
 while the engine holds the GIL. Reported per scale: wall time from opening the job to indexed and
 verified, docs/s overall and per stage, and RSS:
@@ -22,7 +22,8 @@ verified, docs/s overall and per stage, and RSS:
   the index phases;
 - pipeline RSS incl. engine heap: the main process's peak during the load phase of its anonymous +
   shared-memory pages (every sample) plus its resident pages of files other than the engine's shard
-  files (libraries, the model; read with smaps), and the encoder workers' peak (`VmHWM`);
+  files (libraries, the model; read with smaps), and the peak of the worker processes' (encoder,
+  writer) resident pages counted the same way, summed over them at each sample;
 - the engine's heap in the main process (id tracker, in-RAM structures), measured, not assumed: after
   the first run at each scale a fresh bare-store process (`--child-bare`, no source, chunker or
   encoder) loads the same number of points in the same batch size, with the same payload fields, and
@@ -74,6 +75,12 @@ def machine_info() -> dict[str, Any]:
 # -- the ingest process --------------------------------------------------------------------------------
 
 
+def matrix_quantizations(args: argparse.Namespace) -> tuple[str, ...] | None:
+    """The default matrix's quantizations from `--quantizations` (None: the ingest's default)."""
+    text = getattr(args, "quantizations", None)
+    return tuple(q.strip() for q in text.split(",") if q.strip()) if text else None
+
+
 def _bench_config(args: argparse.Namespace, **extra: Any) -> Any:
     """The ingest configuration of a run: the published (1024-d binary) or the default matrix, recreated;
     with `--ef-construct` (a 1024-d model), every graph built with that ef_construct."""
@@ -84,8 +91,9 @@ def _bench_config(args: argparse.Namespace, **extra: Any) -> Any:
     published = args.matrix == "published"
     float_hnsw = getattr(args, "float_hnsw", False)
     ef_construct = getattr(args, "ef_construct", None)
+    chosen = matrix_quantizations(args)
     if ef_construct is not None:
-        quantizations = ("binary",) if published else DEFAULT_QUANTIZATIONS
+        quantizations = ("binary",) if published else chosen or DEFAULT_QUANTIZATIONS
         matrix = default_matrix(1024, quantizations, float_hnsw=float_hnsw)
         extra["collections"] = [replace(s, hnsw_ef_construct=ef_construct) for s in matrix]
     return build_config(
@@ -93,7 +101,7 @@ def _bench_config(args: argparse.Namespace, **extra: Any) -> Any:
         model=args.model,
         data_dir=args.data_dir,
         dims=[1024] if published else None,
-        quantizations=["binary"] if published else None,
+        quantizations=["binary"] if published else chosen and list(chosen),
         recreate=True,
         float_hnsw=float_hnsw,
         **extra,
@@ -124,7 +132,9 @@ def child(args: argparse.Namespace) -> None:
         }
     )
     try:
-        workers = job.run_batches(progress=False, workers=mode_workers(args.child_mode))
+        workers = job.run_batches(
+            progress=False, workers=mode_workers(args.child_mode), writer=args.child_mode != "onewriter"
+        )
         t_load = time.perf_counter()
         load_cpu = _cpu(resource.RUSAGE_SELF)
         _emit({"phase": "index"})
@@ -140,6 +150,7 @@ def child(args: argparse.Namespace) -> None:
         {
             "phase": "done",
             "workers": workers,
+            "writer_collections": job.writer_collections,
             "summary": summary.to_dict(),
             "seconds": {
                 "open": t_open - t0,
@@ -268,6 +279,7 @@ def _start_child(
     cmd += ["--model", str(args.model_path), "--matrix", args.matrix, "--data-dir", str(data_dir)]
     cmd += ["--float-hnsw"] if args.float_hnsw else []
     cmd += ["--ef-construct", str(args.ef_construct)] if args.ef_construct is not None else []
+    cmd += ["--quantizations", args.quantizations] if args.quantizations else []
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
@@ -309,6 +321,7 @@ def run_scale(corpus: Path, mode: str, args: argparse.Namespace, data_dir: Path)
     done: dict[str, Any] = {}
     open_maxrss = 0
     workers_used = 0
+    writer_collections: list[str] = []
     batch_docs = 1
     phases: dict[str, float] = {}
     for event in _events(proc):
@@ -316,6 +329,7 @@ def run_scale(corpus: Path, mode: str, args: argparse.Namespace, data_dir: Path)
         if event["phase"] == "done":
             done = event
             workers_used = event["workers"]
+            writer_collections = event.get("writer_collections") or []
         elif event["phase"] == "load":
             open_maxrss = round(event["maxrss_mb"])
             batch_docs = event["batch_docs"]
@@ -351,6 +365,7 @@ def run_scale(corpus: Path, mode: str, args: argparse.Namespace, data_dir: Path)
     return {
         "mode": mode,
         "workers_used": workers_used,
+        "writer_collections": writer_collections,
         "batch_docs": batch_docs,
         "model_dim": summary["model"].get("dim"),
         "docs": n_docs,
@@ -468,13 +483,13 @@ def format_run(label: str, r: dict[str, Any]) -> str:
         f"(process incl. imports {r['process_wall_s']:.1f} s)",
         f"   busy seconds per stage {r['stage_seconds']} (encode: summed over workers)",
         f"   CPU seconds: main {cpu['main_total']} (load phase {cpu['main_load_phase']}), "
-        f"encoder workers {cpu['encoder_workers']}",
+        f"worker processes {cpu['encoder_workers']}",
         f"   docs/s: {rates}",
         f"   RSS MB main process: peak {rss['main_peak_vmhwm']:,} (open {rss['main_peak_open_phase']:,}, "
         f"load {rss['main_peak_load_phase']:,}, index {rss['main_peak_index_phase']:,})",
         f"   RSS MB pipeline incl. engine heap: main {rss['pipeline_main']:,} (max of open peak, load-phase "
         f"peak of anon + shmem + non-shard file pages {rss['main_load_phase_minus_shard_files']:,}; anon "
-        f"{rss['main_anon_peak_load_phase']:,}) + encoder workers {rss['encoder_workers_peak']:,} "
+        f"{rss['main_anon_peak_load_phase']:,}) + worker processes {rss['encoder_workers_peak']:,} "
         f"= {r['pipeline_peak_rss_mb']:,}",
         f"   RSS MB engine: shard files resident {rss['shard_files_resident_end_of_load']:,} at end of load; "
         f"HNSW build +{rss['engine_index_phase_above_load']:,} above the load phase peak",
@@ -494,7 +509,7 @@ def format_run(label: str, r: dict[str, Any]) -> str:
             f"   RSS MB engine heap in the main process (bare store, {e['points']:,} points in batches of "
             f"{e['batch_points']:,}, measured in its own process): +{e['end_of_load']:,} at end of load "
             f"(peak +{e['peak']:,}); pipeline excl. engine heap: main "
-            f"{rss['pipeline_main_excl_engine_heap']:,} + encoder workers {rss['encoder_workers_peak']:,} = "
+            f"{rss['pipeline_main_excl_engine_heap']:,} + worker processes {rss['encoder_workers_peak']:,} = "
             f"{r['pipeline_peak_rss_mb_excl_engine_heap']:,}",
         )
     cap = r.get("memory_cap") or {}
@@ -505,7 +520,12 @@ def format_run(label: str, r: dict[str, Any]) -> str:
             f"touches): cgroup peak {_mb(cap['cgroup_peak_mb'])} MB, "
             f"OOM kills {cap['oom_kills']}",
         )
-    lines.insert(2, f"   architecture: {_architecture(r['workers_used'])}")
+    writer = r.get("writer_collections") or []
+    lines.insert(
+        2,
+        f"   architecture: {_architecture(r['workers_used'])}"
+        + (f" + 1 writer process for {', '.join(_short(n) for n in writer)}" if writer else ""),
+    )
     return "\n".join(lines)
 
 
@@ -577,21 +597,22 @@ def ratio_line(mode: str, small: dict[str, Any], big: dict[str, Any], results: d
 
 def mode_workers(mode: str) -> int | None:
     """The `workers` argument of `IngestJob.run_batches` for a mode: None (auto), 0 (in-process) or N."""
-    if mode == "auto":
+    if mode in ("auto", "onewriter"):
         return None
     return 0 if mode == "inprocess" else int(mode)
 
 
 def parse_modes(text: str) -> list[str]:
-    """`--modes` as a list: `auto`, `inprocess` or a worker count (≥ 1) each.
+    """`--modes` as a list: `auto`, `inprocess`, `onewriter` (auto without a writer process) or a
+    worker count (≥ 1) each.
 
     Raises:
         SystemExit: on another value.
     """
     modes = [m.strip() for m in text.split(",") if m.strip()]
     for m in modes:
-        if m not in ("auto", "inprocess") and not (m.isdigit() and int(m) >= 1):
-            raise SystemExit(f"--modes: {m!r} is not auto, inprocess or a worker count >= 1")
+        if m not in ("auto", "inprocess", "onewriter") and not (m.isdigit() and int(m) >= 1):
+            raise SystemExit(f"--modes: {m!r} is not auto, inprocess, onewriter or a worker count >= 1")
     return modes or ["auto"]
 
 
@@ -605,7 +626,8 @@ def main(argv: list[str] | None = None) -> None:
         "--modes",
         default="auto",
         help="comma-separated runs at each scale, side by side: auto (the pipeline's choice), inprocess "
-        "(three threads, no worker process) or a worker count; default auto",
+        "(three threads, no worker process), onewriter (auto, but no writer process: this process "
+        "writes every collection) or a worker count; default auto",
     )
     parser.add_argument(
         "--no-small", action="store_true", help="skip the runs at docs/10 (and the RSS ratio)"
@@ -635,6 +657,12 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="build the graphs with this ef_construct instead of the default 100 (1024-d model): what "
         "a cheaper graph saves (its recall cost: python -m benchmarks.hnsw_params)",
+    )
+    parser.add_argument(
+        "--quantizations",
+        default=None,
+        help="default matrix: only these quantizations, comma-separated (e.g. none,binary: the 10 "
+        "collections issue 14 was filed against; default: the ingest's none,binary,scalar)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("bench-out"))
@@ -677,6 +705,10 @@ def main(argv: list[str] | None = None) -> None:
     float_note = " (float collections with HNSW: --float-hnsw)" if args.float_hnsw else ""
     if args.ef_construct is not None:
         float_note += f" (graphs with ef_construct {args.ef_construct}: --ef-construct)"
+    if args.quantizations:
+        if args.matrix != "default":
+            parser.error("--quantizations applies to --matrix default")
+        float_note += f" (quantizations {args.quantizations}: --quantizations)"
     cap_note = f"; memory cap {args.memory_limit_mb:,} MB" if args.memory_limit_mb else ""
     print(f"matrix: {args.matrix}{float_note}; modes: {', '.join(modes)}{cap_note}")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -688,13 +720,16 @@ def main(argv: list[str] | None = None) -> None:
         "model": str(location.model_id),
         "random_weights": bool(marker.get("random_weights")),
         "matrix": args.matrix,
+        "quantizations": args.quantizations,
         "corpus": corpora[args.docs][1],
         "runs": [],
     }
+    label = f"{args.matrix} ({args.quantizations})" if args.quantizations else args.matrix
+    tag = f"{args.matrix}-{args.quantizations.replace(',', '-')}" if args.quantizations else args.matrix
     for docs in scales:
         for mode in modes:
-            print(f"\n== {args.matrix}, {docs:,} docs, mode {mode}: a fresh process ...", flush=True)
-            run = run_scale(corpora[docs][0], mode, args, args.out / f"data-{args.matrix}-{docs}-{mode}")
+            print(f"\n== {label}, {docs:,} docs, mode {mode}: a fresh process ...", flush=True)
+            run = run_scale(corpora[docs][0], mode, args, args.out / f"data-{tag}-{docs}-{mode}")
             results["runs"].append(run)
             if not args.no_engine_heap:
                 same = [r for r in results["runs"][:-1] if r["docs"] == run["docs"] and "engine_heap" in r]
@@ -712,7 +747,7 @@ def main(argv: list[str] | None = None) -> None:
                         args.out / f"data-{args.matrix}-{docs}-bare",
                     )
                 add_engine_heap(run, engine)
-            print(format_run(f"{args.matrix} @ {docs:,} docs, mode {mode}", run), flush=True)
+            print(format_run(f"{label} @ {docs:,} docs, mode {mode}", run), flush=True)
         if len(modes) > 1:
             runs = [r for r in results["runs"] if r["docs"] == results["runs"][-1]["docs"]]
             base = runs[0]
@@ -727,7 +762,7 @@ def main(argv: list[str] | None = None) -> None:
         for mode in modes:
             small, big = (r for r in results["runs"] if r["mode"] == mode)
             print(ratio_line(mode, small, big, results))
-    out_file = args.out / f"scale-{args.matrix}-{args.docs}-{'-'.join(modes)}.json"
+    out_file = args.out / f"scale-{tag}-{args.docs}-{'-'.join(modes)}.json"
     out_file.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
     print(f"\nwrote {out_file}")
 

@@ -15,6 +15,7 @@ expects after a run that stored every batch; otherwise `incomplete`, with the re
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -36,11 +37,12 @@ from ingest.diskspace import allocated_bytes, check_free_space, need_for_run
 from ingest.encode_batch import encode_docs
 from ingest.errors import CollectionMismatchError, IngestError, InputError
 from ingest.memory import peak_rss_mb, release_freed_memory
-from ingest.parallel import EncodeRecipe, ProcessEncoder, choose_workers, size_hint
+from ingest.parallel import EncodeRecipe, ProcessEncoder, choose_workers, size_hint, usable_cores
 from ingest.record import DocRecord, Entry
 from ingest.records import Document, point_id
 from ingest.run_ids import new_run_id
 from ingest.run_modes import run_in_processes, run_threaded
+from ingest.shard_writer import ShardWriter, bulk_load, split_target, writer_dims
 from ingest.stores.base import VectorStore
 from ingest.stores.lock import check_writable_dir
 from ingest.summary import IngestSummary, SyncCounts
@@ -126,6 +128,10 @@ class IngestJob:
         self._stopping: list[Any] = []
         # Worker processes started by `_prewarm` for `run_batches`.
         self._pool: ProcessEncoder | None = None
+        # A second writer process owning some collections during `run_batches` (`ingest.shard_writer`).
+        self._writer: ShardWriter | None = None
+        self._target_here: WriteTarget | None = None
+        self._writer_names: list[str] = []
         self.stage_seconds = {"read": 0.0, "sync": 0.0, "encode": 0.0, "upsert": 0.0, "index": 0.0}
         self.resumed_batches = 0
         self.started = time.perf_counter()
@@ -475,7 +481,14 @@ class IngestJob:
             for name, need in plan.old.items()
             if need
         }
-        write_encoded(self.store, self.target, batch, plan.old, plan.hashes)
+        if self._writer is None:
+            write_encoded(self.store, self.target, batch, plan.old, plan.hashes)
+        else:
+            there = self._writer.submit(batch, plan.old, plan.hashes)
+            try:
+                write_encoded(self.store, self._target_here or self.target, batch, plan.old, plan.hashes)
+            finally:
+                self._writer.wait(there)  # both parts flushed before the batch is recorded
         return self.commit_written(
             batch.batch_no, new, write_seconds=time.perf_counter() - t0, intents=intents
         )
@@ -568,7 +581,7 @@ class IngestJob:
         check_free_space(self.cfg.data_dir, need, force=self.cfg.force)
         set_activity("", need_bytes=need)
 
-    def run_batches(self, *, progress: bool = False, workers: int | None = None) -> int:
+    def run_batches(self, *, progress: bool = False, workers: int | None = None, writer: bool = True) -> int:
         """Chunk, encode and store every pending batch, reading, encoding and upserting in parallel.
 
         Args:
@@ -577,6 +590,8 @@ class IngestJob:
                 loading many collections, or `cfg.workers` ≥ 1); 0 runs three threads in this process
                 (read, encode, upsert); N ≥ 1 chunks and encodes in N worker processes, started with
                 "spawn" (a script calling this must guard its entry point).
+            writer: With worker processes, hand some collections to a writer process when that pays
+                (`_start_writer`); False writes every collection here (benchmarks compare both).
 
         Returns:
             The number of worker processes used (0: in-process threads).
@@ -589,6 +604,7 @@ class IngestJob:
         if workers is not None and workers < 0:
             raise ValueError(f"workers must be None, 0 or a positive number of processes, not {workers}")
         chosen = workers_for(self) if workers is None else workers
+        self._writer_names = []
         pool, self._pool = self._pool, None
         if pool is not None and pool.workers != chosen:
             pool.close(wait=False)  # guessed wrong: its workers exit while the run goes on
@@ -597,10 +613,62 @@ class IngestJob:
         if chosen:
             pool = pool or ProcessEncoder(self._recipe(), chosen)
             self._stopping.append(pool)
-            run_in_processes(self, pool, progress=progress)
+            if writer:
+                self._start_writer()
+            try:
+                run_in_processes(self, pool, progress=progress)
+            except BaseException:
+                self._stop_writer(quiet=True)  # the run's own error is the one to report
+                raise
+            self._stop_writer()
         else:
             run_threaded(self, progress=progress)
         return chosen
+
+    @property
+    def writer_collections(self) -> list[str]:
+        """The collections the writer process of the last `run_batches` wrote (none: this process alone)."""
+        return list(self._writer_names)
+
+    def _start_writer(self) -> None:
+        """With encoder workers on an embedded store of 2+ dims and 2+ cores, hand the collections of
+        `writer_dims` to a writer process for the load (`ingest.shard_writer`)."""
+        from ingest.stores.edge import EdgeStore
+
+        if not isinstance(self.store, EdgeStore) or self.store.read_only or usable_cores() < 2:
+            return
+        dims = writer_dims([dim for _, dim in self.target.collections])
+        if not dims:
+            return
+        held = min(self.store.count(name) for name in self.names)
+        if not bulk_load(held, size_hint(self.source.describe()), self.cfg.limit):
+            return
+        here, there = split_target(self.target, dims)
+        writer = ShardWriter(self.store.root, there, wal=self.store.wal, upsert_chunk=self.store.upsert_chunk)
+        try:
+            writer.start(self.store)
+        except BaseException:
+            with contextlib.suppress(IngestError):  # the start's own error is the one to report
+                writer.close()
+            raise
+        self._writer, self._target_here = writer, here
+        self._writer_names = writer.names
+
+    def _stop_writer(self, *, quiet: bool = False) -> None:
+        """Close the writer process's collections there (this process reopens them on use).
+
+        Args:
+            quiet: Log a failure to close instead of raising it (the run already failed).
+        """
+        writer, self._writer, self._target_here = self._writer, None, None
+        if writer is None:
+            return
+        try:
+            writer.close()
+        except IngestError as exc:
+            if not quiet:
+                raise
+            log.warning("%s", exc)
 
     def _recipe(self) -> EncodeRecipe:
         return EncodeRecipe.of(

@@ -138,7 +138,7 @@ def is_disk_full(exc: BaseException) -> bool:
     return False
 
 
-def _die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
     """Ask the kernel to SIGKILL this child when the parent dies (Linux), so a killed ingest never
     leaves a writer holding the collection locks behind it."""
     with contextlib.suppress(OSError, AttributeError):
@@ -149,7 +149,7 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _child(work: Callable[[], int], data_dir: Path, need_bytes: int | None, parent: int) -> int:
-    _die_with_parent(parent)
+    die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         code = work()

@@ -659,6 +659,28 @@ class EdgeStore(BaseStore):
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
+    def hold(self, name: str) -> None:
+        """Open a collection for writing now (its exclusive lock taken), not at its first write.
+
+        Raises:
+            StoreError: missing collection, read-only store, or the lock is held elsewhere.
+        """
+        self._handle(name, write=True)
+
+    def release(self, name: str) -> None:
+        """Flush and close one collection and release its lock, so another process may write it; the
+        next use here opens it again.
+
+        Raises:
+            StoreError: the engine failed to flush or close the shard.
+        """
+        with self._guard:
+            self._last_batch = None
+            try:
+                self._close_handle(name, release=True)
+            except Exception as exc:
+                raise StoreError(f"collection {name!r}: closing the shard failed: {exc}") from exc
+
     def close(self) -> None:
         """Flush and close every shard and release every lock."""
         with self._guard:

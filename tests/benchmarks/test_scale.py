@@ -15,12 +15,15 @@ def test_modes_map_to_run_batches_workers() -> None:
     assert parse_modes("") == ["auto"]
     # None lets the pipeline choose (`workers_for`), 0 is in-process threads, N worker processes.
     assert [mode_workers(m) for m in ("auto", "inprocess", "1", "3")] == [None, 0, 1, 3]
+    # `onewriter` chooses workers as auto does; the child passes `writer=False` to run_batches.
+    assert parse_modes("auto,onewriter") == ["auto", "onewriter"] and mode_workers("onewriter") is None
 
 
 @pytest.mark.parametrize("bad", ["0", "threads", "-1", "1.5"])
 def test_a_mode_that_is_not_auto_inprocess_or_a_count_is_refused(bad: str) -> None:
     with pytest.raises(
-        SystemExit, match=re.escape(f"--modes: {bad!r} is not auto, inprocess or a worker count >= 1")
+        SystemExit,
+        match=re.escape(f"--modes: {bad!r} is not auto, inprocess, onewriter or a worker count >= 1"),
     ):
         parse_modes(bad)
 
@@ -71,3 +74,27 @@ def test_ef_construct_builds_every_graph_of_the_matrix_with_it(tmp_path: Path, m
     # Without it, the collections' default.
     args.ef_construct = None
     assert {s.hnsw_ef_construct for s in resolve_collections(_bench_config(args), 1024)} == {100}
+
+
+@pytest.mark.parametrize("ef_construct", [None, 64])
+def test_quantizations_narrow_the_default_matrix(tmp_path: Path, ef_construct: int | None) -> None:
+    import argparse
+
+    from benchmarks.scale import _bench_config
+    from ingest.config import resolve_collections
+
+    args = argparse.Namespace(
+        matrix="default",
+        model="random-1024",
+        data_dir=tmp_path,
+        float_hnsw=False,
+        ef_construct=ef_construct,
+        quantizations="none,binary",
+    )
+    specs = resolve_collections(_bench_config(args), 1024)
+    # The matrix issue 14 was filed against: 5 dims x none/binary, graphs on the binary ones only.
+    assert sorted((s.dim, s.quantization) for s in specs) == sorted(
+        (d, q) for d in (1024, 512, 256, 128, 64) for q in ("none", "binary")
+    )
+    assert {s.quantization for s in specs if s.hnsw_m} == {"binary"}
+    assert {s.hnsw_ef_construct for s in specs} == {ef_construct or 100}
