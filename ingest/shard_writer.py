@@ -47,8 +47,9 @@ WRITER_SHARE = 0.55
 
 def dim_weight(dim: int) -> float:
     """Relative cost of writing a batch into the collections of one dim: a fixed part per point and
-    a part per component (converting and storing the vector); fitted to the upsert times of 1024 to
-    64 dims (5 : 3 : 2.5 : 2 : 1.9, measured)."""
+    a part per component (converting and storing the vector). A rough line through scratch timings
+    (40,000 points into the three quantizations of a dim: about 5, 3, 2.5, 2 and 1.9 CPU s at 1024,
+    512, 256, 128 and 64 dims); what is measured end to end is the split it gives (BENCHMARKS.md)."""
     return 1.0 + dim / 256
 
 
