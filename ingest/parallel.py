@@ -267,10 +267,17 @@ def choose_workers(requested: int, size_hint: int | None, limit: int | None) -> 
     """
     if requested > 0:
         return requested
-    known = [n for n in (size_hint, limit) if n is not None]
-    if known and min(known) < AUTO_MIN_DOCS:
+    bound = documents_bound(size_hint, limit)
+    if bound is not None and bound < AUTO_MIN_DOCS:
         return 0
     return 1 if usable_cores() >= 2 else 0
+
+
+def documents_bound(size_hint: int | None, limit: int | None) -> int | None:
+    """The most documents a run can read: the smaller of the source's size and the run's limit, when
+    either is known."""
+    known = [n for n in (size_hint, limit) if n is not None]
+    return min(known) if known else None
 
 
 def usable_cores() -> int:

@@ -90,12 +90,12 @@ def bulk_load(held: int, size_hint: int | None, limit: int | None) -> bool:
         True when some collection is empty, or at least `AUTO_MIN_DOCS` documents of the source can
         be missing from one (documents beyond its point count: a document has one point or more).
     """
-    from ingest.parallel import AUTO_MIN_DOCS
+    from ingest.parallel import AUTO_MIN_DOCS, documents_bound
 
     if held == 0:
         return True
-    known = [n for n in (size_hint, limit) if n is not None]
-    return bool(known) and min(known) - held >= AUTO_MIN_DOCS
+    bound = documents_bound(size_hint, limit)
+    return bound is not None and bound - held >= AUTO_MIN_DOCS
 
 
 def split_target(target: WriteTarget, dims: set[int]) -> tuple[WriteTarget, WriteTarget]:

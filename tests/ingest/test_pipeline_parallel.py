@@ -58,18 +58,23 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def sequential(corpus: Path, small_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The plain path: `IngestJob.process_batch` over every batch, one after the other."""
-    data_dir = tmp_path_factory.mktemp("sequential")
-    job = IngestJob.open(str(corpus), cfg_for(data_dir, small_model_dir))
+def ingest_sequentially(corpus: Path, cfg: IngestConfig) -> Path:
+    """The plain path: `IngestJob.process_batch` over every batch, one after the other; returns the
+    data directory."""
+    job = IngestJob.open(str(corpus), cfg)
     try:
         for batch_no, docs in job.pending_batches():
             job.process_batch(batch_no, docs)
         assert job.finalize().verified
     finally:
         job.close()
-    return data_dir
+    return cfg.data_dir
+
+
+@pytest.fixture(scope="module")
+def sequential(corpus: Path, small_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The plain path: `IngestJob.process_batch` over every batch, one after the other."""
+    return ingest_sequentially(corpus, cfg_for(tmp_path_factory.mktemp("sequential"), small_model_dir))
 
 
 def test_process_mode_stores_exactly_the_sequential_points(

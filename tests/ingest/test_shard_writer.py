@@ -20,7 +20,7 @@ from ingest.records import Chunk
 from ingest.shard_writer import ShardWriter, bulk_load, split_target, writer_dims
 from ingest.stores.edge import EdgeStore
 from ingest.write import WriteTarget
-from tests.ingest.test_pipeline_parallel import LONG_TAIL, cfg_for, stored_points
+from tests.ingest.test_pipeline_parallel import LONG_TAIL, cfg_for, ingest_sequentially, stored_points
 
 # Two dims, each in two quantizations: the writer takes 64 (weight 1.25 of 2.375, within 0.55).
 SPECS = [
@@ -72,14 +72,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def sequential(corpus: Path, small_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     data_dir = tmp_path_factory.mktemp("sequential")
-    job = IngestJob.open(str(corpus), cfg_for(data_dir, small_model_dir, collections=SPECS))
-    try:
-        for batch_no, docs in job.pending_batches():
-            job.process_batch(batch_no, docs)
-        assert job.finalize().verified
-    finally:
-        job.close()
-    return data_dir
+    return ingest_sequentially(corpus, cfg_for(data_dir, small_model_dir, collections=SPECS))
 
 
 def test_a_run_with_a_writer_process_stores_exactly_the_sequential_points(
